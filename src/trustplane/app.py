@@ -1,0 +1,151 @@
+"""``create_app(settings)``: the ASGI app with every face mounted, its error dialects, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import trustplane.directory.audit  # noqa: F401  (registers the audit job handler)
+from trustplane import __version__
+from trustplane.auth.api import router as oauth_router
+from trustplane.auth.deps import requires
+from trustplane.auth.keys import KeyStore
+from trustplane.auth.permissions import METRICS_READ
+from trustplane.auth.service import ApiTokenVerifier
+from trustplane.core.db import Database
+from trustplane.core.errors import BadRequest, DomainError
+from trustplane.core.jobs import run_worker
+from trustplane.core.observability import REGISTRY, ObservabilityMiddleware, configure_logging
+from trustplane.graph.api import router as graph_router
+from trustplane.graph.audit import router as audit_router
+from trustplane.graph.directory_objects import router as directory_objects_router
+from trustplane.graph.errors import graph_error_response, render_domain_error
+from trustplane.settings import Settings
+
+log = structlog.get_logger("trustplane.app")
+
+# Routes that answer without a token: how a caller obtains one, and the liveness probe.
+PUBLIC_ROUTES = frozenset(
+    {
+        "/healthz",
+        "/{tenant}/oauth2/v2.0/token",
+        "/{tenant}/discovery/v2.0/keys",
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+    }
+)
+
+
+async def refuse_nul_in_url(request: Request) -> None:
+    """PostgreSQL can neither store nor compare U+0000, so a URL carrying one is bad input (on every backend
+    alike) rather than a database error. Async on purpose: FastAPI runs a plain ``def`` dependency in a
+    thread, which cost every request about 160 us of CPU (docs/benchmarks.md)."""
+    if "\x00" in request.scope["path"] or b"%00" in request.scope["query_string"]:
+        raise BadRequest("The request URL contains a NUL character (%00), which is not allowed.")
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker: asyncio.Task[None] | None = None
+        if settings.run_worker_in_process:
+            worker = asyncio.create_task(
+                run_worker(
+                    app.state.db,
+                    lease_seconds=settings.job_lease_seconds,
+                    poll_seconds=settings.job_poll_seconds,
+                    stop=stop,
+                )
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            if owns_db:
+                await app.state.db.dispose()
+
+    owns_db = db is None
+    app = FastAPI(
+        title="TrustPlane",
+        version=__version__,
+        summary="Zero Trust control plane: directory and Microsoft-Graph-compatible API.",
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_in_url)],
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    app.state.keys = KeyStore(settings.access_token_lifetime_seconds)
+    app.state.api_tokens = ApiTokenVerifier()
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return render_domain_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return graph_error_response(
+            request, 400, "Request_BadRequest", f"Invalid request: {where}: {first.get('msg', '')}"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return graph_error_response(
+                request,
+                404,
+                "Request_ResourceNotFound",
+                f"Resource not found for the segment '{request.url.path}'.",
+            )
+        if exc.status_code == 405:
+            return graph_error_response(
+                request,
+                405,
+                "Request_BadRequest",
+                f"The method {request.method} is not allowed on this resource.",
+            )
+        return graph_error_response(request, exc.status_code, "Request_BadRequest", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception(
+            "unhandled_error", path=request.url.path, request_id=getattr(request.state, "request_id", "")
+        )
+        return graph_error_response(request, 500, "InternalServerError", "An unexpected error occurred.")
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    async def healthz(request: Request) -> Response:
+        from sqlalchemy import text
+
+        async with request.app.state.db.read_session() as session:
+            await session.execute(text("SELECT 1"))
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (needs Metrics.Read)")
+    async def metrics(_: object = Depends(requires(METRICS_READ))) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(oauth_router)
+    app.include_router(graph_router)
+    app.include_router(directory_objects_router)
+    app.include_router(audit_router)
+    return app

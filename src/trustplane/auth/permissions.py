@@ -1,0 +1,75 @@
+"""App permissions, named as Microsoft Graph names them, and the caller they are checked on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+USER_READ_ALL = "User.Read.All"
+USER_READWRITE_ALL = "User.ReadWrite.All"
+GROUP_READ_ALL = "Group.Read.All"
+GROUP_READWRITE_ALL = "Group.ReadWrite.All"
+GROUPMEMBER_READ_ALL = "GroupMember.Read.All"
+GROUPMEMBER_READWRITE_ALL = "GroupMember.ReadWrite.All"
+DIRECTORY_READ_ALL = "Directory.Read.All"
+DIRECTORY_READWRITE_ALL = "Directory.ReadWrite.All"
+APPLICATION_READWRITE_ALL = "Application.ReadWrite.All"
+AUDITLOG_READ_ALL = "AuditLog.Read.All"
+SCIM_READWRITE_ALL = "Scim.ReadWrite.All"
+METRICS_READ = "Metrics.Read"
+
+# Every permission TrustPlane knows; `apps create` and `tokens create` refuse others so typos surface.
+KNOWN_PERMISSIONS: frozenset[str] = frozenset(
+    {
+        USER_READ_ALL,
+        USER_READWRITE_ALL,
+        GROUP_READ_ALL,
+        GROUP_READWRITE_ALL,
+        GROUPMEMBER_READ_ALL,
+        GROUPMEMBER_READWRITE_ALL,
+        DIRECTORY_READ_ALL,
+        DIRECTORY_READWRITE_ALL,
+        APPLICATION_READWRITE_ALL,
+        AUDITLOG_READ_ALL,
+        SCIM_READWRITE_ALL,
+        METRICS_READ,
+        "Policy.Read.All",
+        "Policy.ReadWrite.ConditionalAccess",
+        "IdentityRiskyUser.Read.All",
+        "IdentityRiskyUser.ReadWrite.All",
+        "IdentityRiskEvent.Read.All",
+        "CloudApp-Discovery.Read.All",
+        "CloudApp-Discovery.ReadWrite.All",
+        "SecurityAlert.ReadWrite.All",
+    }
+)
+
+# What a read or a write of each kind of directory object accepts (any one suffices), as in Graph.
+READ_USERS = (USER_READ_ALL, USER_READWRITE_ALL, DIRECTORY_READ_ALL, DIRECTORY_READWRITE_ALL)
+WRITE_USERS = (USER_READWRITE_ALL, DIRECTORY_READWRITE_ALL)
+READ_GROUPS = (
+    GROUP_READ_ALL,
+    GROUP_READWRITE_ALL,
+    GROUPMEMBER_READ_ALL,
+    GROUPMEMBER_READWRITE_ALL,
+    DIRECTORY_READ_ALL,
+    DIRECTORY_READWRITE_ALL,
+)
+WRITE_GROUPS = (GROUP_READWRITE_ALL, DIRECTORY_READWRITE_ALL)
+WRITE_MEMBERS = (GROUPMEMBER_READWRITE_ALL, GROUP_READWRITE_ALL, DIRECTORY_READWRITE_ALL)
+# Reading a user's memberships needs to see both users and groups.
+READ_MEMBERSHIPS = READ_GROUPS
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified caller. ``tenant_id`` comes from the verified credential, never from the request."""
+
+    tenant_id: str
+    kind: str  # "app" | "api_token"
+    id: str
+    name: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    settings: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    def has_any(self, permissions: tuple[str, ...] | list[str]) -> bool:
+        return any(p in self.roles for p in permissions)

@@ -1,0 +1,381 @@
+"""The ``trustplane`` command: serve, worker, migrate, demo, token, and scriptable administration
+(tenants, apps, tokens, keys). Every administrative command prints JSON with ``--json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from trustplane.auth.keys import KeyStore
+from trustplane.auth.service import (
+    authenticate_client,
+    create_api_token,
+    create_application,
+    list_api_tokens,
+    revoke_api_token,
+)
+from trustplane.auth.tokens import issue_access_token
+from trustplane.bootstrap import ensure_ready
+from trustplane.core.db import Database
+from trustplane.core.errors import DomainError
+from trustplane.core.events import Actor
+from trustplane.core.migrate import upgrade
+from trustplane.directory.models import Tenant
+from trustplane.directory.repository import TenantLookup
+from trustplane.settings import Settings
+
+app = typer.Typer(help="TrustPlane: a self-hosted Zero Trust control plane.", no_args_is_help=True)
+apps_cli = typer.Typer(help="App registrations (client credentials).", no_args_is_help=True)
+tokens_cli = typer.Typer(help="Long-lived API tokens (for SCIM and MCAS clients).", no_args_is_help=True)
+tenants_cli = typer.Typer(help="Tenants.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+app.add_typer(apps_cli, name="apps")
+app.add_typer(tokens_cli, name="tokens")
+app.add_typer(tenants_cli, name="tenants")
+app.add_typer(keys_cli, name="keys")
+
+console = Console(stderr=True)
+CLI_ACTOR = Actor(type="cli", id="cli", name="trustplane CLI")
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+TenantOpt = Annotated[
+    str | None, typer.Option("--tenant", help="Tenant id or domain (default: the default tenant).")
+]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _run(fn: Callable[[Database, KeyStore], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def main() -> T:
+        db = Database(settings.effective_database_url)
+        try:
+            keys = KeyStore(settings.access_token_lifetime_seconds)
+            admin = await ensure_ready(db, keys)
+            if admin is not None:
+                _print_admin(admin.tenant_id, admin.client_id, admin.client_secret)
+            return await fn(db, keys)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
+    if as_json:
+        typer.echo(jsonlib.dumps(data, indent=2, default=str))
+    else:
+        typer.echo(human)
+
+
+def _print_admin(tenant_id: str, client_id: str, secret: str) -> None:
+    console.print(
+        Panel.fit(
+            f"tenant id:      {tenant_id}\nclient id:      {client_id}\nclient secret:  {secret}\n\n"
+            "This secret is shown once. Store it now; it is kept only as an argon2id hash.",
+            title="TrustPlane admin app created",
+        )
+    )
+
+
+async def _tenant(db: Database, key: str | None) -> Tenant:
+    async with db.read_session() as session:
+        lookup = TenantLookup(session)
+        tenant = await (lookup.by_id_or_domain(key) if key else lookup.default())
+    if tenant is None:
+        console.print(f"[red]error:[/red] tenant '{key}' not found")
+        raise typer.Exit(2)
+    return tenant
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="Seed the demo data set into the default tenant if it is empty.")
+    ] = False,
+) -> None:
+    """Run the API server (migrates and bootstraps the database first)."""
+    import uvicorn
+
+    from trustplane.app import create_app
+
+    settings = _settings()
+
+    async def prepare() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            keys = KeyStore(settings.access_token_lifetime_seconds)
+            admin = await ensure_ready(db, keys)
+            if admin is not None:
+                _print_admin(admin.tenant_id, admin.client_id, admin.client_secret)
+            if demo:
+                await _seed(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
+    where = settings.database_url.split("@")[-1] if settings.database_url else settings.effective_database_url
+    console.print(f"TrustPlane listening on http://{host}:{port}  (database: {where})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[str | None, typer.Option(help="Name of this worker (default host:pid).")] = None,
+) -> None:
+    """Run a job worker against the configured database (any number may run on PostgreSQL)."""
+    import trustplane.directory.audit  # noqa: F401  (registers handlers)
+    from trustplane.core.jobs import run_worker
+    from trustplane.core.observability import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def main() -> None:
+        db = Database(settings.effective_database_url)
+        await upgrade(db.engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_worker(
+                db,
+                worker_id=worker_id,
+                lease_seconds=settings.job_lease_seconds,
+                poll_seconds=settings.job_poll_seconds,
+                stop=stop,
+            )
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (and create the default tenant on a new database)."""
+
+    async def done(db: Database, keys: KeyStore) -> None:
+        console.print("database is at the latest revision")
+
+    _run(done)
+
+
+async def _seed(db: Database, tenant_key: str | None = None, users: int = 300) -> int:
+    from trustplane.directory.demo import seed_demo
+
+    tenant = await _tenant(db, tenant_key)
+    async with db.session() as session:
+        made = await seed_demo(session, tenant.id, tenant.domain, users=users)
+    if made:
+        console.print(f"seeded {made} demo users in nested groups into tenant {tenant.domain}")
+    return made
+
+
+@app.command()
+def demo(
+    tenant: TenantOpt = None,
+    users: Annotated[int, typer.Option(help="How many users to create.")] = 300,
+) -> None:
+    """Seed the demo data set (a few hundred users in nested groups) into an empty tenant."""
+
+    async def run(db: Database, keys: KeyStore) -> None:
+        if not await _seed(db, tenant, users):
+            console.print("the tenant already has users; nothing seeded")
+
+    _run(run)
+
+
+@app.command()
+def token(
+    client_id: Annotated[str, typer.Option(help="The app's client id.")],
+    client_secret: Annotated[
+        str, typer.Option(help="The app's client secret.", envvar="TRUSTPLANE_CLIENT_SECRET")
+    ],
+    tenant: TenantOpt = None,
+    url: Annotated[
+        str, typer.Option(help="The server's base URL the token will be presented to.")
+    ] = "http://127.0.0.1:8000",
+    audience: Annotated[str, typer.Option(help="The token's audience.")] = "https://graph.microsoft.com",
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue an access token for an app (client credentials checked against the database)."""
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        settings = _settings()
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            application = await authenticate_client(session, row.id, client_id, client_secret)
+            access = await issue_access_token(
+                session,
+                keys,
+                issuer_base=settings.public_url or url,
+                tenant_id=row.id,
+                audience=audience,
+                subject=application.id,
+                client_id=application.app_id,
+                name=application.display_name,
+                roles=list(application.permissions),
+                lifetime_seconds=settings.access_token_lifetime_seconds,
+            )
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": settings.access_token_lifetime_seconds,
+        }
+
+    result = _run(run)
+    _emit(as_json, result, result["access_token"])
+
+
+@tenants_cli.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    domain: Annotated[str, typer.Option(help="Primary domain, unique.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant."""
+    from trustplane.directory.service import create_tenant
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        async with db.session() as session:
+            tenant = await create_tenant(session, keys, name=name, domain=domain)
+        return {"tenant_id": tenant.id, "name": tenant.name, "domain": tenant.domain}
+
+    result = _run(run)
+    _emit(as_json, result, f"tenant {result['domain']} created: {result['tenant_id']}")
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: Annotated[str, typer.Option(help="Display name of the app.")],
+    permission: Annotated[list[str], typer.Option(help="An app permission (Graph name); repeat for more.")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an app with app permissions; prints its client id and secret (shown once)."""
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            issued = await create_application(session, row.id, CLI_ACTOR, name=name, permissions=permission)
+        return {
+            "tenant_id": issued.tenant_id,
+            "client_id": issued.client_id,
+            "client_secret": issued.client_secret,
+            "permissions": issued.permissions,
+        }
+
+    result = _run(run)
+    _emit(
+        as_json,
+        result,
+        f"tenant id:     {result['tenant_id']}\nclient id:     {result['client_id']}\n"
+        f"client secret: {result['client_secret']}   (shown once)",
+    )
+
+
+@tokens_cli.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="A name that says who uses the token.")],
+    permission: Annotated[list[str], typer.Option(help="A permission; repeat for more.")],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a long-lived API token (shown once; usable as 'Bearer' or 'Token')."""
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            issued = await create_api_token(session, row.id, CLI_ACTOR, name=name, permissions=permission)
+        return {
+            "id": issued.id,
+            "tenant_id": issued.tenant_id,
+            "name": issued.name,
+            "token": issued.token,
+            "permissions": issued.permissions,
+        }
+
+    result = _run(run)
+    _emit(as_json, result, result["token"])
+
+
+@tokens_cli.command("list")
+def tokens_list(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """List API tokens (never their secrets)."""
+
+    async def run(db: Database, keys: KeyStore) -> list[dict[str, Any]]:
+        row = await _tenant(db, tenant)
+        async with db.read_session() as session:
+            return [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "permissions": t.permissions,
+                    "created_at": t.created_at,
+                    "revoked_at": t.revoked_at,
+                }
+                for t in await list_api_tokens(session, row.id)
+            ]
+
+    rows = _run(run)
+    if as_json:
+        typer.echo(jsonlib.dumps(rows, indent=2, default=str))
+    else:
+        for r in rows:
+            state = "revoked" if r["revoked_at"] else "active"
+            typer.echo(f"{r['id']}  {state:8} {r['name']}  {' '.join(r['permissions'])}")
+
+
+@tokens_cli.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id.")], tenant: TenantOpt = None
+) -> None:
+    """Revoke an API token; it stops working at once."""
+
+    async def run(db: Database, keys: KeyStore) -> None:
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            await revoke_api_token(session, row.id, CLI_ACTOR, token_id)
+
+    _run(run)
+    console.print(f"token {token_id} revoked")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Start signing with a new key; the old one stays published until its tokens expire."""
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            kid = await keys.rotate(session, row.id)
+        return {"tenant_id": row.id, "kid": kid}
+
+    result = _run(run)
+    _emit(as_json, result, f"new signing key {result['kid']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""Domain errors. Services raise these; each face renders them in its own dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose. ``code`` is a stable machine name."""
+
+    status = 400
+    code = "badRequest"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class BadRequest(DomainError):
+    status = 400
+    code = "badRequest"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "notFound"
+
+
+class Conflict(DomainError):
+    """The change would break a uniqueness or integrity rule (duplicate UPN, existing member, cycle)."""
+
+    status = 400
+    code = "conflict"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payloadTooLarge"

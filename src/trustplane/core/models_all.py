@@ -1,0 +1,7 @@
+"""Imports every part's tables so ``Base.metadata`` is complete (migrations, tests)."""
+
+from trustplane.auth import models as auth_models
+from trustplane.core import models as core_models
+from trustplane.directory import models as directory_models
+
+__all__ = ["auth_models", "core_models", "directory_models"]

@@ -1,0 +1,49 @@
+"""Runtime settings, read from ``TRUSTPLANE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRUSTPLANE_", extra="ignore")
+
+    data_dir: Path = Path(".trustplane")
+    # Empty means the embedded SQLite database inside data_dir.
+    database_url: str = ""
+    # The externally visible base URL; issuer, JWKS and @odata.nextLink are built from it.
+    # Empty means "derive from the request" (fine for a single host on loopback).
+    public_url: str = ""
+    # Audiences an access token may carry; the first is the default resource for `/.default` scopes.
+    audiences: list[str] = Field(default_factory=lambda: ["https://graph.microsoft.com", "api://trustplane"])
+    access_token_lifetime_seconds: int = 3600
+    # Largest request body accepted by any face (Graph answers 413 beyond it).
+    max_body_bytes: int = 1_048_576
+    default_page_size: int = 100
+    max_page_size: int = 999
+    log_level: str = "info"
+    log_json: bool = True
+    access_log: bool = False
+    # Run the job worker inside `serve`. On PostgreSQL, separate `trustplane worker`s may share the queue too.
+    run_worker_in_process: bool = True
+    job_lease_seconds: int = 30
+    job_poll_seconds: float = 0.5
+    db_pool_size: int = 10
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'trustplane.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings()
