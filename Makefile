@@ -31,9 +31,9 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-## Benchmarks (loopback load on PostgreSQL); figures go to docs/benchmarks.md by hand with date and machine.
+## Every benchmark (loopback load on PostgreSQL); figures go to docs/benchmarks.md by hand with date and machine.
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --only all
 
 clean:
 	rm -rf $(VENV) .trustplane .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,13 @@
-"""``make bench``: seed a PostgreSQL directory, run every benchmark against it, print the figures, drop it.
+"""``make bench``: every headline benchmark, one after the other, each printing its ratios.
 
-    python benchmarks/run_all.py [--users 100000 --groups 10000] [--duration 10] [--no-pin] [--keep]
+    python benchmarks/run_all.py [--only all | directory,scim,...] [--users 100000 --groups 10000]
+                                 [--duration 10] [--no-pin] [--keep]
+
+``make bench`` passes ``--only all``; without ``--only`` only the directory benchmark runs.
+
+``directory`` (the Graph read path) seeds a PostgreSQL directory, loads it and drops it. Every other
+``benchmarks/bench_<name>.py`` listed in ``OTHER_BENCHES`` runs as its own process with its own defaults
+(a failing or missing one is reported and the others still run; the exit status says whether all passed).
 
 Needs PostgreSQL on 127.0.0.1:5432 (or ``TRUSTPLANE_BENCH_PG``) and ``wrk``; installs wrk with apt-get when
 missing and falls back to the asyncio load generator in ``loadgen.py`` when that is not possible.
@@ -60,23 +67,22 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), {memory} RAM, load average {load:.2f} at start"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="TrustPlane benchmarks (loopback, PostgreSQL).")
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=10_000)
-    parser.add_argument("--depth", type=int, default=5)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--latency-connections", type=int, default=1)
-    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to CPUs")
-    parser.add_argument("--loadgen", choices=["wrk", "python"], help="force a load generator")
-    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
-    args = parser.parse_args()
+HERE = Path(__file__).resolve().parent
+# The benchmarks of the other parts, run as scripts in this order after the directory benchmark.
+OTHER_BENCHES = ("scim", "access", "discovery")
 
+
+def run_other(name: str) -> bool:
+    script = HERE / f"bench_{name}.py"
+    if not script.exists():
+        print(f"\n== {name}: {script.name} not present, skipped", flush=True)
+        return True
+    print(f"\n== {name}: {sys.executable} {script.relative_to(HERE.parent)}", flush=True)
+    return subprocess.run([sys.executable, str(script)], check=False).returncode == 0
+
+
+def run_directory(args: argparse.Namespace) -> None:
     tool = args.loadgen or ensure_wrk()
-    print(f"TrustPlane benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
-    started = time.perf_counter()
     seeded = asyncio.run(seed_directory.seed(users=args.users, groups=args.groups, depth=args.depth))
     print(
         f"seeded {seeded.users} users and {seeded.groups} groups ({seeded.depth} deep) into "
@@ -100,8 +106,43 @@ def main() -> int:
             print(f"kept database: TRUSTPLANE_DATABASE_URL={seeded.url}")
         else:
             asyncio.run(seed_directory.drop_database(seeded.database))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="TrustPlane benchmarks (loopback, PostgreSQL).")
+    parser.add_argument(
+        "--only",
+        default="directory",
+        help="'all', or a comma-separated subset of: directory," + ",".join(OTHER_BENCHES),
+    )
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument("--depth", type=int, default=5)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--latency-connections", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to CPUs")
+    parser.add_argument("--loadgen", choices=["wrk", "python"], help="force a load generator")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    args = parser.parse_args()
+
+    every = ["directory", *OTHER_BENCHES]
+    names = every if args.only == "all" else [n for n in args.only.split(",") if n]
+    unknown = sorted(set(names) - set(every))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    print(f"TrustPlane benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
+    started = time.perf_counter()
+    ok = True
+    if "directory" in names:
+        print("\n== directory: the Graph read path", flush=True)
+        run_directory(args)
+    for name in names:
+        if name != "directory":
+            ok = run_other(name) and ok
     print(f"total {time.perf_counter() - started:.0f} s")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
