@@ -1,0 +1,64 @@
+from trustplane.discovery.parsers import BLOCKED, Rejection, TrafficRecord
+from trustplane.discovery.parsers.squid import SquidNativeParser
+
+from .helpers import parse_fixture
+
+
+def test_connect_line_takes_host_from_host_port_and_has_no_url() -> None:
+    line = (
+        "1793610002.480   1003 10.1.0.5 TCP_TUNNEL/200 300 CONNECT content.dropboxapi.com:443 -"
+        " HIER_DIRECT/198.51.100.21 -"
+    )
+    record = SquidNativeParser().parse_line(line)
+    assert isinstance(record, TrafficRecord)
+    assert record.dest_host == "content.dropboxapi.com"
+    assert record.dest_url is None
+    assert record.dest_ip == "198.51.100.21"
+    assert record.user is None
+    assert record.extra["method"] == "CONNECT"
+
+
+def test_padded_elapsed_field_and_denied_code_give_a_blocked_record() -> None:
+    line = "1793610360.900      3 10.1.0.6 TCP_DENIED/403 0 CONNECT mega.nz:443 bob HIER_NONE/- -"
+    record = SquidNativeParser().parse_line(line)
+    assert isinstance(record, TrafficRecord)
+    assert record.action == BLOCKED
+    assert record.dest_ip is None
+    assert record.user == "bob"
+
+
+def test_old_squid_direct_hostname_peer_is_used_when_the_url_has_no_host() -> None:
+    line = "1793610001.000 5 10.1.0.5 TCP_MISS/200 10 GET - - DIRECT/www.example.org text/html"
+    record = SquidNativeParser().parse_line(line)
+    assert isinstance(record, TrafficRecord)
+    assert record.dest_host == "www.example.org"
+
+
+def test_syslog_forwarded_line_is_parsed_after_its_prefix() -> None:
+    line = (
+        "<14>Nov  2 09:00:01 proxy1 squid[42]: 1793610001.120 245 10.1.0.5 TCP_MISS/200 5400"
+        " GET http://a.example.org/ - HIER_DIRECT/198.51.100.20 text/html"
+    )
+    record = SquidNativeParser().parse_line(line)
+    assert isinstance(record, TrafficRecord)
+    assert record.dest_host == "a.example.org"
+
+
+def test_non_numeric_timestamp_is_rejected_with_a_reason() -> None:
+    line = (
+        "yesterday 245 10.1.0.5 TCP_MISS/200 5400 GET http://a.example.org/ - HIER_DIRECT/1.2.3.4 text/html"
+    )
+    assert isinstance(SquidNativeParser().parse_line(line), Rejection)
+
+
+def test_fixture_parses_five_records_and_rejects_the_junk_line() -> None:
+    records, stats = parse_fixture(SquidNativeParser(), "squid.log")
+    assert [r.dest_host for r in records] == [
+        "www.dropbox.com",
+        "content.dropboxapi.com",
+        "app.slack.com",
+        "mega.nz",
+        "files.unlisted-share.net",
+    ]
+    assert stats.lines_read == 6 and stats.rejected == 1
+    assert dict(stats.reasons) == {"too few fields": 1}
