@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from trustplane.discovery.parsers import BUILT_IN, CustomFormat, LogParser, Rejection, TrafficRecord
 from trustplane.discovery.parsers.custom import CustomParser
 
-from .helpers import FIXTURES, parse_text
+from .helpers import ALPHABET, FIXTURES, mutated_line, parse_text
 
 FIXTURE_OF = {
     "squid": "squid.log",
@@ -50,27 +50,6 @@ def _make(factory: type[LogParser] | CustomFormat) -> LogParser:
 
 def _seed_lines(name: str) -> list[str]:
     return (Path(FIXTURES) / FIXTURE_OF.get(name.split("-")[0], "squid.log")).read_text().splitlines()
-
-
-ALPHABET = st.characters(codec="utf-8", exclude_characters="\n\r")
-PUNCT = st.sampled_from(list('|\\="\t ,:;/<>%^x0{}[]-.#'))
-
-
-@st.composite
-def mutated_line(draw: st.DrawFn, seeds: list[str]) -> str:
-    line = draw(st.sampled_from(seeds))
-    for _ in range(draw(st.integers(0, 6))):
-        pos = draw(st.integers(0, len(line)))
-        op = draw(st.integers(0, 3))
-        if op == 0:
-            line = line[:pos] + draw(st.one_of(PUNCT, st.text(ALPHABET, max_size=4))) + line[pos:]
-        elif op == 1:
-            line = line[:pos] + line[pos + draw(st.integers(1, 12)) :]
-        elif op == 2:
-            line = line[:pos]
-        else:
-            line = line[:pos] + draw(st.sampled_from(seeds)) + line[pos:]
-    return line
 
 
 @pytest.mark.parametrize(("name", "factory"), _factories(), ids=[n for n, _ in _factories()])

@@ -1,7 +1,11 @@
-from trustplane.discovery.parsers import BLOCKED, Rejection, TrafficRecord
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustplane.discovery.parsers import BLOCKED, LogParser, Rejection, TrafficRecord
 from trustplane.discovery.parsers.squid import SquidNativeParser
 
-from .helpers import parse_fixture
+from .helpers import FIXTURES, mutated_line, parse_fixture
 
 
 def test_connect_line_takes_host_from_host_port_and_has_no_url() -> None:
@@ -62,3 +66,36 @@ def test_fixture_parses_five_records_and_rejects_the_junk_line() -> None:
     ]
     assert stats.lines_read == 6 and stats.rejected == 1
     assert dict(stats.reasons) == {"too few fields": 1}
+
+
+def _rows(frame: pl.DataFrame) -> list[tuple[object, ...]]:
+    rounded = frame.with_columns(pl.col("time").dt.truncate("1ms"))
+    return sorted(rounded.rows(), key=repr)
+
+
+def _per_line(lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    return LogParser.parse_frame(SquidNativeParser(), lines)
+
+
+def test_vectorised_frame_equals_the_per_line_records_on_the_fixture() -> None:
+    lines = (FIXTURES / "squid.log").read_text().splitlines()
+    frame, rejections = SquidNativeParser().parse_frame(lines)
+    expected_frame, expected_rejections = _per_line(lines)
+    assert _rows(frame) == _rows(expected_frame)
+    assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)
+
+
+SEEDS = [
+    *(FIXTURES / "squid.log").read_text().splitlines(),
+    "1793610001.5 1 10.0.0.1 TCP_MISS/200 12 GET http://u:p@A.Example.org.:8080/x - DIRECT/h.example.org -",
+    "1793610001.5 1 - TCP_DENIED/403 x GET [2001:db8::1]:443 - HIER_NONE/- -",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(mutated_line(SEEDS), min_size=1, max_size=20))
+def test_vectorised_frame_equals_the_per_line_records_on_fuzzed_lines(lines: list[str]) -> None:
+    frame, rejections = SquidNativeParser().parse_frame(lines)
+    expected_frame, expected_rejections = _per_line(lines)
+    assert _rows(frame) == _rows(expected_frame)
+    assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)

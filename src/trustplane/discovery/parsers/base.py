@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any, ClassVar
 
+import polars as pl
+
 ALLOWED = "allowed"
 BLOCKED = "blocked"
 
@@ -59,7 +61,8 @@ class LogParser:
     """One log format. Subclasses set ``sources`` (MCAS source names) and implement ``parse_line``.
 
     A parser may keep state between lines (W3C ``#Fields``); ``state`` / ``restore`` let a resumed job carry
-    it across a restart. ``parse_batch`` may be overridden with a vectorised implementation."""
+    it across a restart. ``parse_frame`` gives a batch as columns (``FRAME_SCHEMA``) for the aggregation;
+    a vectorised format overrides it, the others build the frame from their records."""
 
     sources: ClassVar[tuple[str, ...]] = ()
     name: ClassVar[str] = ""
@@ -70,6 +73,16 @@ class LogParser:
     def parse_batch(self, lines: list[str]) -> list[ParseOutcome]:
         parse = self.parse_line
         return [parse(line) for line in lines]
+
+    def parse_frame(self, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        records: list[TrafficRecord] = []
+        rejections: list[tuple[int, Rejection]] = []
+        for i, outcome in enumerate(self.parse_batch(lines)):
+            if isinstance(outcome, TrafficRecord):
+                records.append(outcome)
+            else:
+                rejections.append((i, outcome))
+        return records_to_frame(records), rejections
 
     def state(self) -> dict[str, Any]:
         return {}
@@ -120,6 +133,39 @@ class Batch:
     records: list[TrafficRecord]
     end_offset: int  # byte offset just past the batch's last line: where a resumed run starts
     lines: int
+    frame: pl.DataFrame | None = None  # set instead of ``records`` when streaming columnar
+
+
+FRAME_SCHEMA: dict[str, Any] = {
+    "time": pl.Datetime("us", "UTC"),
+    "source_ip": pl.String,
+    "user": pl.String,
+    "dest_host": pl.String,
+    "dest_url": pl.String,
+    "dest_ip": pl.String,
+    "bytes_up": pl.Int64,
+    "bytes_down": pl.Int64,
+    "bytes_total": pl.Int64,
+    "blocked": pl.Boolean,
+}
+
+
+def records_to_frame(records: list[TrafficRecord]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "time": [r.time for r in records],
+            "source_ip": [r.source_ip for r in records],
+            "user": [r.user for r in records],
+            "dest_host": [r.dest_host for r in records],
+            "dest_url": [r.dest_url for r in records],
+            "dest_ip": [r.dest_ip for r in records],
+            "bytes_up": [r.bytes_up for r in records],
+            "bytes_down": [r.bytes_down for r in records],
+            "bytes_total": [r.bytes_total for r in records],
+            "blocked": [r.action == BLOCKED for r in records],
+        },
+        schema=FRAME_SCHEMA,
+    )
 
 
 TOO_LONG = Rejection("line too long", f"longer than {MAX_LINE_BYTES} bytes")
@@ -152,9 +198,10 @@ def parse_stream(
     *,
     start_offset: int = 0,
     batch_lines: int = 8192,
+    columnar: bool = False,
 ) -> Iterator[Batch]:
     """Parse ``stream`` from ``start_offset`` in batches; ``stats`` is updated as each batch is yielded.
-    Nothing but the current batch is held in memory."""
+    Nothing but the current batch is held in memory. ``columnar`` yields each batch as a polars frame."""
     if start_offset:
         stream.seek(start_offset)
     offset = start_offset
@@ -162,6 +209,15 @@ def parse_stream(
 
     def flush(end_offset: int) -> Batch:
         first_line = stats.lines_read + 1
+        if columnar:
+            frame, rejections = _safe_frame(parser, pending)
+            for i, rejection in rejections:
+                stats.reject(first_line + i, pending[i], rejection)
+            stats.parsed += frame.height
+            stats.lines_read += len(pending)
+            batch = Batch(records=[], end_offset=end_offset, lines=len(pending), frame=frame)
+            pending.clear()
+            return batch
         records: list[TrafficRecord] = []
         for i, outcome in enumerate(_safe_batch(parser, pending)):
             if isinstance(outcome, TrafficRecord):
@@ -181,7 +237,9 @@ def parse_stream(
             offset += size
             stats.lines_read += 1
             stats.reject(stats.lines_read, "", TOO_LONG)
-            yield Batch(records=[], end_offset=offset, lines=1)
+            yield Batch(
+                records=[], end_offset=offset, lines=1, frame=records_to_frame([]) if columnar else None
+            )
             continue
         offset += size
         pending.append(text)
@@ -189,6 +247,26 @@ def parse_stream(
             yield flush(offset)
     if pending:
         yield flush(offset)
+
+
+def _safe_frame(parser: LogParser, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    try:
+        return parser.parse_frame(lines)
+    except Exception:
+        return LogParser.parse_frame(_PerLine(parser), lines)
+
+
+class _PerLine(LogParser):
+    """The per-line path of a parser whose vectorised path failed; it shares the parser's state."""
+
+    def __init__(self, parser: LogParser) -> None:
+        self.parser = parser
+
+    def parse_line(self, line: str) -> ParseOutcome:
+        return self.parser.parse_line(line)
+
+    def parse_batch(self, lines: list[str]) -> list[ParseOutcome]:
+        return _safe_batch(self.parser, lines)
 
 
 def _safe_batch(parser: LogParser, lines: list[str]) -> list[ParseOutcome]:
@@ -226,25 +304,20 @@ def strip_syslog_prefix(line: str) -> str:
     return line[m.end() :] if m else line
 
 
+# A URL or ``host[:port][/path]``: optional scheme, optional user info (up to the last ``@``), then a
+# bracketed IPv6 literal or a host name. The vectorised parsers use the same pattern (``HOST_PATTERN``).
+_URL_HOST = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?(?:[^/?#\[]*@)?(?:\[([^\]/?#]*)\]?|([^:/?#\[\]@]*))"
+)
+HOST_PATTERN = r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?(?:[^/?#\[]*@)?([^:/?#\[\]@]+)"
+
+
 def host_of(url: str) -> str | None:
     """The lower-cased host of a URL or ``host[:port][/path]``, without user info or port."""
-    start = url.find("://")
-    rest = url[start + 3 :] if start >= 0 else url
-    end = len(rest)
-    for sep in "/?#":
-        i = rest.find(sep)
-        if 0 <= i < end:
-            end = i
-    hostport = rest[:end]
-    at = hostport.rfind("@")
-    if at >= 0:
-        hostport = hostport[at + 1 :]
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        host = hostport[1:close] if close > 0 else hostport[1:]
-    else:
-        colon = hostport.find(":")
-        host = hostport[:colon] if colon >= 0 else hostport
+    m = _URL_HOST.match(url)
+    if m is None:
+        return None
+    host = m.group(1) if m.group(1) is not None else m.group(2)
     host = host.strip().rstrip(".").lower()
     return host or None
 
@@ -262,7 +335,7 @@ def to_int(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip().strip('"')
-    if value.isdigit() and len(value) < 19:
+    if value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     return None
 
