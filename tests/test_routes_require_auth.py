@@ -1,4 +1,4 @@
-"""Every route in the OpenAPI document refuses a caller without a valid credential (401, Graph error shape,
+"""Every route in the OpenAPI document refuses a caller without a valid credential (401, its face's errors,
 ``WWW-Authenticate``) and a caller without the route's permission (403), except the few public routes in
 ``trustplane.app.PUBLIC_ROUTES``. The routes are enumerated from the OpenAPI document, so a new route is
 covered the day it is added — and a new public route fails here until it is listed there on purpose."""
@@ -69,16 +69,29 @@ def send(
     return http.request(method, url, headers=headers, json=body)
 
 
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def assert_face_error(response: httpx.Response, status: int, graph_code: str, what: str) -> None:
+    """Each face refuses in its own dialect: SCIM under /scim/, Graph elsewhere."""
+    if response.request.url.path.startswith("/scim/"):
+        body = response.json()
+        assert body["schemas"] == [SCIM_ERROR] and body["status"] == str(status), what
+        assert body["detail"], what
+    else:
+        assert response.json()["error"]["code"] == graph_code, what
+        assert response.json()["error"]["message"], what
+
+
 def assert_unauthenticated(response: httpx.Response, what: str) -> None:
     assert response.status_code == 401, f"{what}: {response.status_code} {response.text}"
-    assert response.json()["error"]["code"] == "InvalidAuthenticationToken", what
-    assert response.json()["error"]["message"], what
+    assert_face_error(response, 401, "InvalidAuthenticationToken", what)
     assert response.headers.get("www-authenticate", "").lower().startswith("bearer"), what
 
 
 def assert_forbidden(response: httpx.Response, what: str) -> None:
     assert response.status_code == 403, f"{what}: {response.status_code} {response.text}"
-    assert response.json()["error"]["code"] == "Authorization_RequestDenied", what
+    assert_face_error(response, 403, "Authorization_RequestDenied", what)
 
 
 def signed_token(server: TestServer, tenant: TenantHandle, **overrides: Any) -> str:

@@ -22,13 +22,16 @@ from trustplane.auth.keys import KeyStore
 from trustplane.auth.permissions import METRICS_READ
 from trustplane.auth.service import ApiTokenVerifier
 from trustplane.core.db import Database
+from trustplane.core.error_dialects import ErrorDialects
 from trustplane.core.errors import BadRequest, DomainError
 from trustplane.core.jobs import run_worker
 from trustplane.core.observability import REGISTRY, ObservabilityMiddleware, configure_logging
 from trustplane.graph.api import router as graph_router
 from trustplane.graph.audit import router as audit_router
 from trustplane.graph.directory_objects import router as directory_objects_router
-from trustplane.graph.errors import graph_error_response, render_domain_error
+from trustplane.graph.errors import GraphErrorDialect
+from trustplane.scim.api import router as scim_router
+from trustplane.scim.errors import ScimErrorDialect
 from trustplane.settings import Settings
 
 log = structlog.get_logger("trustplane.app")
@@ -94,43 +97,31 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.keys = KeyStore(settings.access_token_lifetime_seconds)
     app.state.api_tokens = ApiTokenVerifier()
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    # Each face answers failures in its own dialect, chosen by path prefix; Graph's is the default.
+    dialects = ErrorDialects(GraphErrorDialect())
+    dialects.register("/scim", ScimErrorDialect())
+    app.state.error_dialects = dialects
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        return render_domain_error(request, exc)
+        return dialects.for_request(request).domain_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return graph_error_response(
-            request, 400, "Request_BadRequest", f"Invalid request: {where}: {first.get('msg', '')}"
-        )
+        return dialects.for_request(request).validation_error(request, f"{where}: {first.get('msg', '')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404:
-            return graph_error_response(
-                request,
-                404,
-                "Request_ResourceNotFound",
-                f"Resource not found for the segment '{request.url.path}'.",
-            )
-        if exc.status_code == 405:
-            return graph_error_response(
-                request,
-                405,
-                "Request_BadRequest",
-                f"The method {request.method} is not allowed on this resource.",
-            )
-        return graph_error_response(request, exc.status_code, "Request_BadRequest", str(exc.detail))
+        return dialects.for_request(request).http_error(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.exception(
             "unhandled_error", path=request.url.path, request_id=getattr(request.state, "request_id", "")
         )
-        return graph_error_response(request, 500, "InternalServerError", "An unexpected error occurred.")
+        return dialects.for_request(request).unexpected_error(request)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> Response:
@@ -148,4 +139,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(graph_router)
     app.include_router(directory_objects_router)
     app.include_router(audit_router)
+    app.include_router(scim_router)
     return app

@@ -49,3 +49,10 @@ class PermissionDenied(DomainError):
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payloadTooLarge"
+
+
+class PreconditionFailed(DomainError):
+    """The caller's expected version (an If-Match ETag) is no longer the object's version."""
+
+    status = 412
+    code = "preconditionFailed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, func
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustplane.core.clock import utcnow
@@ -64,6 +64,15 @@ class User(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Moves on every change through any face (SCIM's ETag); bumped by directory.service in SQL, so
+    # concurrent changes never lose an increment.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The provisioning client's own id for the user (SCIM externalId).
+    external_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    # SCIM's userName when it is not a userPrincipalName (then the UPN is derived from it); else NULL.
+    user_name: Mapped[str | None] = mapped_column(String(256), default=None)
+    # SCIM attributes without a column of their own (nickName, addresses, …), kept as sent.
+    scim_attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 Index("uq_users_tenant_upn", User.tenant_id, func.lower(User.user_principal_name), unique=True)
@@ -71,6 +80,8 @@ Index("ix_users_tenant_id", User.tenant_id, User.id)
 Index("ix_users_tenant_mail", User.tenant_id, func.lower(User.mail))
 Index("ix_users_tenant_display_name", User.tenant_id, func.lower(User.display_name))
 Index("ix_users_tenant_created", User.tenant_id, User.created_at)
+Index("ix_users_tenant_external_id", User.tenant_id, User.external_id)
+Index("uq_users_tenant_user_name", User.tenant_id, func.lower(User.user_name), unique=True)
 
 
 class Group(Base):
@@ -91,12 +102,16 @@ class Group(Base):
     proxy_addresses: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # as User.version
+    external_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    scim_attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 Index("ix_groups_tenant_id", Group.tenant_id, Group.id)
 Index("ix_groups_tenant_display_name", Group.tenant_id, func.lower(Group.display_name))
 Index("ix_groups_tenant_mail", Group.tenant_id, func.lower(Group.mail))
 Index("ix_groups_tenant_created", Group.tenant_id, Group.created_at)
+Index("ix_groups_tenant_external_id", Group.tenant_id, Group.external_id)
 
 
 class Membership(Base):

@@ -9,14 +9,15 @@ import re
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Select, String, bindparam, select, text
+from sqlalchemy import Select, String, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from trustplane.auth.keys import KeyStore
 from trustplane.auth.secrets import hash_secret
 from trustplane.core.clock import utcnow
-from trustplane.core.errors import BadRequest, Conflict, NotFound
+from trustplane.core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from trustplane.core.events import Actor, EventSpec, emit
 from trustplane.core.ids import is_uuid, new_id
 from trustplane.directory.models import Group, Membership, Tenant, User
@@ -115,6 +116,33 @@ async def _hash_password(password: str) -> str:
     return await asyncio.to_thread(hash_secret, password)
 
 
+async def _bump_version(session: AsyncSession, obj: User | Group, *, expected: int | None = None) -> None:
+    """Move the object's version (SCIM's ETag) in one SQL statement, so concurrent changes (two member
+    adds) each count and never fail; with ``expected`` it is a compare-and-set (If-Match)."""
+    model = type(obj)
+    stmt = (
+        update(model)
+        .where(model.tenant_id == obj.tenant_id, model.id == obj.id)
+        .values(version=model.version + 1)
+        .returning(model.version, model.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    if expected is not None:
+        stmt = stmt.where(model.version == expected)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise PreconditionFailed(f"The resource '{obj.id}' has changed since version {expected}.")
+    set_committed_value(obj, "version", row[0])
+    set_committed_value(obj, "updated_at", row[1])
+
+
+async def claim_version(session: AsyncSession, obj: User | Group, expected: int) -> None:
+    """A conditional change (If-Match) starts here: the version moves only if it still is ``expected``, and
+    the row stays locked until the transaction ends, so of two writers holding the same version one wins
+    and the other gets PreconditionFailed."""
+    await _bump_version(session, obj, expected=expected)
+
+
 async def _flush_unique(session: AsyncSession, message: str, target: str) -> None:
     try:
         await session.flush()
@@ -140,6 +168,20 @@ async def get_user_by_id_or_upn(session: AsyncSession, tenant_id: str, key: str)
     if user is None:
         raise not_found(key)
     return user
+
+
+async def read_user(session: AsyncSession, tenant_id: str, key: str) -> Any:
+    """``get_user_by_id_or_upn`` for a request that only reads: the user as an immutable record (every
+    column by name; ``TenantRepository.record``), from the row cache when the session is read-only."""
+    users = UserRepository(session, tenant_id)
+    row = await (users.record(key) if is_uuid(key) else users.record_by_upn(key))
+    if row is None:
+        raise not_found(key)
+    return row
+
+
+async def find_user_by_upn(session: AsyncSession, tenant_id: str, upn: str) -> Any | None:
+    return await UserRepository(session, tenant_id).record_by_upn(upn)
 
 
 def _check_user_values(values: dict[str, Any]) -> None:
@@ -206,6 +248,7 @@ async def update_user(
         return user
     user.updated_at = utcnow()
     await _flush_unique(session, duplicate, "userPrincipalName")
+    await _bump_version(session, user)
     multi = DirectoryValueRepository(session, tenant_id)
     for name in USER_MULTI:
         if name in values:
@@ -298,6 +341,7 @@ async def update_group(
         for name in GROUP_MULTI:
             if name in values:
                 await multi.replace(group.id, name, list(values[name] or []))
+        await _bump_version(session, group)
         await emit(
             session,
             tenant_id,
@@ -362,6 +406,7 @@ async def add_member(
             )
     memberships.add(Membership(group_id=group.id, member_id=member.id, member_type=member_type))
     await _flush_unique(session, "The member is already in the group.", "members")
+    await _bump_version(session, group)
     await emit(
         session,
         tenant_id,
@@ -384,6 +429,7 @@ async def remove_member(
     if edge is None:
         raise NotFound(f"Resource '{member_id}' is not a member of group '{group.id}'.")
     await memberships.remove(edge)
+    await _bump_version(session, group)
     await emit(
         session,
         tenant_id,

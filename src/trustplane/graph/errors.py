@@ -64,3 +64,33 @@ def render_domain_error(request: Request, exc: DomainError) -> Response:
     elif exc.code and exc.code[0].isupper() and "_" in exc.code:
         code = exc.code  # the service already named a Graph code
     return graph_error_response(request, exc.status, code, exc.message, details)
+
+
+class GraphErrorDialect:
+    """The Graph face's answers to every kind of failure (the default dialect of the app)."""
+
+    def domain_error(self, request: Request, exc: DomainError) -> Response:
+        return render_domain_error(request, exc)
+
+    def http_error(self, request: Request, status: int, message: str) -> Response:
+        if status == 404:
+            return graph_error_response(
+                request,
+                404,
+                "Request_ResourceNotFound",
+                f"Resource not found for the segment '{request.url.path}'.",
+            )
+        if status == 405:
+            return graph_error_response(
+                request,
+                405,
+                "Request_BadRequest",
+                f"The method {request.method} is not allowed on this resource.",
+            )
+        return graph_error_response(request, status, "Request_BadRequest", message)
+
+    def validation_error(self, request: Request, message: str) -> Response:
+        return graph_error_response(request, 400, "Request_BadRequest", f"Invalid request: {message}")
+
+    def unexpected_error(self, request: Request) -> Response:
+        return graph_error_response(request, 500, "InternalServerError", "An unexpected error occurred.")

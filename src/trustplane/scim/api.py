@@ -1,0 +1,310 @@
+"""The SCIM 2.0 face (RFC 7644) under ``/scim/v2``: parses the wire format, checks ``Scim.ReadWrite.All``,
+calls ``scim.service`` and renders. The tenant is the API token's; the token's settings choose the dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.auth.deps import DbSession, base_url, requires
+from trustplane.auth.permissions import SCIM_READWRITE_ALL, Principal
+from trustplane.core.errors import BadRequest, NotFound
+from trustplane.core.events import Actor
+from trustplane.directory.models import Group, User
+from trustplane.graph.query import read_json_object
+from trustplane.scim import service
+from trustplane.scim.errors import MEDIA_TYPE, ScimError, invalid_syntax
+from trustplane.scim.resources import Dialect, Projection, etag, parse_if_match
+from trustplane.scim.schemas import (
+    GROUP_TYPE,
+    LIST_RESPONSE,
+    RESOURCE_TYPES,
+    SCHEMAS,
+    SEARCH_REQUEST,
+    USER_TYPE,
+    ResourceType,
+    service_provider_config,
+)
+from trustplane.scim.service import ScimContext, SearchParams
+
+PREFIX = "/scim/v2"
+router = APIRouter(prefix=PREFIX, tags=["scim"])
+Scim = Depends(requires(SCIM_READWRITE_ALL))
+
+
+def context(request: Request, principal: Principal) -> ScimContext:
+    return ScimContext(
+        tenant_id=principal.tenant_id,
+        actor=Actor(type=principal.kind, id=principal.id, name=principal.name),
+        base=base_url(request) + PREFIX,
+        dialect=Dialect.from_settings(principal.settings),
+    )
+
+
+def scim_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": len(resources),
+        "startIndex": 1,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    try:
+        return await read_json_object(request)
+    except BadRequest as exc:
+        raise invalid_syntax(exc.message) from None
+
+
+def resource_response(body: dict[str, Any], obj: User | Group, status: int = 200) -> Response:
+    headers = (
+        {"ETag": etag(obj), "Location": body["meta"]["location"]} if "meta" in body else {"ETag": etag(obj)}
+    )
+    return scim_json(body, status, headers)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@router.get("/ServiceProviderConfig", summary="SCIM service provider configuration")
+async def get_service_provider_config(request: Request, principal: Principal = Scim) -> Response:
+    ctx = context(request, principal)
+    return scim_json(service_provider_config(ctx.base, request.app.state.settings.max_body_bytes))
+
+
+@router.get("/ResourceTypes", summary="SCIM resource types")
+async def list_resource_types(request: Request, principal: Principal = Scim) -> Response:
+    base = context(request, principal).base
+    return scim_json(list_response([t.to_json(base) for t in RESOURCE_TYPES.values()]))
+
+
+@router.get("/ResourceTypes/{name}", summary="One SCIM resource type")
+async def get_resource_type(name: str, request: Request, principal: Principal = Scim) -> Response:
+    rtype = RESOURCE_TYPES.get(name)
+    if rtype is None:
+        raise NotFound(f"Resource type '{name}' not found.")
+    return scim_json(rtype.to_json(context(request, principal).base))
+
+
+@router.get("/Schemas", summary="SCIM schemas")
+async def list_schemas(request: Request, principal: Principal = Scim) -> Response:
+    base = context(request, principal).base
+    return scim_json(list_response([s.to_json(base) for s in SCHEMAS.values()]))
+
+
+@router.get("/Schemas/{schema_id}", summary="One SCIM schema")
+async def get_schema(schema_id: str, request: Request, principal: Principal = Scim) -> Response:
+    schema = SCHEMAS.get(schema_id)
+    if schema is None:
+        raise NotFound(f"Schema '{schema_id}' not found.")
+    return scim_json(schema.to_json(context(request, principal).base))
+
+
+@router.api_route(
+    "/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], summary="Not supported: the caller is a token"
+)
+async def me(principal: Principal = Scim) -> Response:
+    raise ScimError(501, None, "/Me is not supported: SCIM callers authenticate as API tokens, not as users.")
+
+
+# ---------------------------------------------------------------- queries
+
+
+async def _search(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    rtypes: list[ResourceType],
+    params: SearchParams,
+) -> Response:
+    return scim_json(await service.search(session, context(request, principal), rtypes, params))
+
+
+async def _search_body(request: Request) -> SearchParams:
+    body = await read_body(request)
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
+        raise invalid_syntax(f"A search request's 'schemas' must be ['{SEARCH_REQUEST}'].")
+    return SearchParams.from_values(body)
+
+
+@router.post("/.search", summary="Search users and groups")
+async def search_root(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    params = await _search_body(request)
+    return await _search(request, session, principal, [USER_TYPE, GROUP_TYPE], params)
+
+
+@router.post("/Users/.search", summary="Search users")
+async def search_users(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    return await _search(request, session, principal, [USER_TYPE], await _search_body(request))
+
+
+@router.post("/Groups/.search", summary="Search groups")
+async def search_groups(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    return await _search(request, session, principal, [GROUP_TYPE], await _search_body(request))
+
+
+@router.get("/Users", summary="List users (filter, sortBy, startIndex, count, attributes)")
+async def list_users(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    params = SearchParams.from_values(dict(request.query_params))
+    return await _search(request, session, principal, [USER_TYPE], params)
+
+
+@router.get("/Groups", summary="List groups (filter, sortBy, startIndex, count, attributes)")
+async def list_groups(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    params = SearchParams.from_values(dict(request.query_params))
+    return await _search(request, session, principal, [GROUP_TYPE], params)
+
+
+def _projection(request: Request, rtype: ResourceType) -> Projection:
+    return Projection.parse(
+        rtype, request.query_params.get("attributes"), request.query_params.get("excludedAttributes")
+    )
+
+
+async def _get_one(
+    request: Request, session: AsyncSession, principal: Principal, obj_id: str, rtype: ResourceType
+) -> Response:
+    ctx = context(request, principal)
+    obj: User | Group = (
+        await service.get_user(session, ctx, obj_id)
+        if rtype is USER_TYPE
+        else await service.get_group(session, ctx, obj_id)
+    )
+    none_match = request.headers.get("if-none-match")
+    if none_match is not None and (
+        none_match.strip() == "*" or obj.version in (parse_if_match(none_match) or set())
+    ):
+        return Response(status_code=304, headers={"ETag": etag(obj)})
+    return resource_response(await service.render(session, ctx, obj, _projection(request, rtype)), obj)
+
+
+@router.get("/Users/{user_id}", summary="Get a user")
+async def get_user(
+    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    return await _get_one(request, session, principal, user_id, USER_TYPE)
+
+
+@router.get("/Groups/{group_id}", summary="Get a group")
+async def get_group(
+    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    return await _get_one(request, session, principal, group_id, GROUP_TYPE)
+
+
+# ---------------------------------------------------------------- writes
+
+
+def _if_match(request: Request) -> set[int] | None:
+    return parse_if_match(request.headers.get("if-match"))
+
+
+@router.post("/Users", summary="Create a user")
+async def create_user(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    user = await service.create_user(session, ctx, await read_body(request))
+    return resource_response(
+        await service.render(session, ctx, user, _projection(request, USER_TYPE)), user, 201
+    )
+
+
+@router.put("/Users/{user_id}", summary="Replace a user")
+async def replace_user(
+    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    body = await read_body(request)
+    user = await service.replace_user(session, ctx, user_id, body, _if_match(request))
+    return resource_response(await service.render(session, ctx, user, _projection(request, USER_TYPE)), user)
+
+
+@router.patch("/Users/{user_id}", summary="Patch a user")
+async def patch_user(
+    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    body = await read_body(request)
+    user = await service.patch_user(session, ctx, user_id, body, _if_match(request))
+    return resource_response(await service.render(session, ctx, user, _projection(request, USER_TYPE)), user)
+
+
+@router.delete("/Users/{user_id}", summary="Delete a user")
+async def delete_user(
+    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    await service.delete_user(session, context(request, principal), user_id, _if_match(request))
+    return Response(status_code=204)
+
+
+@router.post("/Groups", summary="Create a group")
+async def create_group(
+    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    group = await service.create_group(session, ctx, await read_body(request))
+    return resource_response(
+        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group, 201
+    )
+
+
+@router.put("/Groups/{group_id}", summary="Replace a group")
+async def replace_group(
+    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    body = await read_body(request)
+    group = await service.replace_group(session, ctx, group_id, body, _if_match(request))
+    return resource_response(
+        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group
+    )
+
+
+@router.patch("/Groups/{group_id}", summary="Patch a group")
+async def patch_group(
+    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    ctx = context(request, principal)
+    body = await read_body(request)
+    group, members_changed = await service.patch_group(session, ctx, group_id, body, _if_match(request))
+    if members_changed:
+        return Response(status_code=204, headers={"ETag": etag(group)})
+    return resource_response(
+        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group
+    )
+
+
+@router.delete("/Groups/{group_id}", summary="Delete a group")
+async def delete_group(
+    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+) -> Response:
+    await service.delete_group(session, context(request, principal), group_id, _if_match(request))
+    return Response(status_code=204)
+
+
+@router.post("/Bulk", summary="Bulk operations with bulkId references and failOnErrors")
+async def bulk(request: Request, principal: Principal = Scim) -> Response:
+    body = await read_body(request)
+    return scim_json(await service.bulk(request.app.state.db, context(request, principal), body))
