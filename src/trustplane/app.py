@@ -28,6 +28,7 @@ from trustplane.core.jobs import run_worker
 from trustplane.core.observability import REGISTRY, ObservabilityMiddleware, configure_logging
 from trustplane.graph.api import router as graph_router
 from trustplane.graph.audit import router as audit_router
+from trustplane.graph.conditional_access import router as conditional_access_router
 from trustplane.graph.directory_objects import router as directory_objects_router
 from trustplane.graph.errors import GraphErrorDialect
 from trustplane.scim.api import router as scim_router
@@ -139,5 +140,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(graph_router)
     app.include_router(directory_objects_router)
     app.include_router(audit_router)
+    app.include_router(conditional_access_router)
     app.include_router(scim_router)
     return app

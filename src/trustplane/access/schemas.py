@@ -302,7 +302,8 @@ def check_policy_rules(policy: dict[str, Any]) -> None:
     if apps["applicationFilter"] is not None:
         raise bad("'applicationFilter' (custom security attributes) is not supported by this server.")
     has_users = users is not None and (
-        any(users[k] for k in ("includeUsers", "includeGroups", "includeRoles"))
+        any(u != "None" for u in users["includeUsers"])
+        or bool(users["includeGroups"] or users["includeRoles"])
         or users["includeGuestsOrExternalUsers"] is not None
     )
     has_clients = clients is not None and bool(clients["includeServicePrincipals"])

@@ -16,6 +16,9 @@ APPLICATION_READWRITE_ALL = "Application.ReadWrite.All"
 AUDITLOG_READ_ALL = "AuditLog.Read.All"
 SCIM_READWRITE_ALL = "Scim.ReadWrite.All"
 METRICS_READ = "Metrics.Read"
+POLICY_READ_ALL = "Policy.Read.All"
+POLICY_READ_CONDITIONAL_ACCESS = "Policy.Read.ConditionalAccess"
+POLICY_READWRITE_CONDITIONAL_ACCESS = "Policy.ReadWrite.ConditionalAccess"
 
 # Every permission TrustPlane knows; `apps create` and `tokens create` refuse others so typos surface.
 KNOWN_PERMISSIONS: frozenset[str] = frozenset(
@@ -32,8 +35,9 @@ KNOWN_PERMISSIONS: frozenset[str] = frozenset(
         AUDITLOG_READ_ALL,
         SCIM_READWRITE_ALL,
         METRICS_READ,
-        "Policy.Read.All",
-        "Policy.ReadWrite.ConditionalAccess",
+        POLICY_READ_ALL,
+        POLICY_READ_CONDITIONAL_ACCESS,
+        POLICY_READWRITE_CONDITIONAL_ACCESS,
         "IdentityRiskyUser.Read.All",
         "IdentityRiskyUser.ReadWrite.All",
         "IdentityRiskEvent.Read.All",
@@ -56,6 +60,9 @@ READ_GROUPS = (
 )
 WRITE_GROUPS = (GROUP_READWRITE_ALL, DIRECTORY_READWRITE_ALL)
 WRITE_MEMBERS = (GROUPMEMBER_READWRITE_ALL, GROUP_READWRITE_ALL, DIRECTORY_READWRITE_ALL)
+# Conditional access policies, named locations, templates and What-If.
+READ_CONDITIONAL_ACCESS = (POLICY_READ_CONDITIONAL_ACCESS, POLICY_READ_ALL, POLICY_READWRITE_CONDITIONAL_ACCESS)
+WRITE_CONDITIONAL_ACCESS = (POLICY_READWRITE_CONDITIONAL_ACCESS,)
 # Reading a user's memberships needs to see both users and groups.
 READ_MEMBERSHIPS = READ_GROUPS
 

@@ -1,7 +1,8 @@
 """Imports every part's tables so ``Base.metadata`` is complete (migrations, tests)."""
 
+from trustplane.access import models as access_models
 from trustplane.auth import models as auth_models
 from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
 
-__all__ = ["auth_models", "core_models", "directory_models"]
+__all__ = ["access_models", "auth_models", "core_models", "directory_models"]
