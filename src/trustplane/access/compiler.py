@@ -331,27 +331,29 @@ class PolicyIndex:
     ) -> list[int]:
         """Ordinals of the enabled and report-only policies whose users and resources could match."""
         found: set[int] = set()
-
-        def take(buckets: Buckets | None) -> None:
-            if buckets:
-                for key in resource_keys:
-                    hit = buckets.get(key)
-                    if hit:
-                        found.update(hit)
-
+        reached: list[Buckets] = []
         if service_principal_id is not None:
-            take(self.sps_all)
-            take(self.sps.get(service_principal_id))
+            reached.append(self.sps_all)
+            by_sp = self.sps.get(service_principal_id)
+            if by_sp:
+                reached.append(by_sp)
         else:
-            take(self.users_all)
+            reached.append(self.users_all)
             if user_id is not None:
-                take(self.users.get(user_id))
-            for group_id in self.group_keys.intersection(group_ids):
-                take(self.groups[group_id])
-            for role_id in self.role_keys.intersection(role_ids):
-                take(self.roles[role_id])
+                by_user = self.users.get(user_id)
+                if by_user:
+                    reached.append(by_user)
+            if group_ids:
+                reached.extend(self.groups[g] for g in self.group_keys.intersection(group_ids))
+            if role_ids:
+                reached.extend(self.roles[r] for r in self.role_keys.intersection(role_ids))
             if guest:
-                take(self.guests)
+                reached.append(self.guests)
+        for buckets in reached:
+            for key in resource_keys:
+                hit = buckets.get(key)
+                if hit:
+                    found.update(hit)
         return sorted(found)
 
 

@@ -7,8 +7,8 @@ words; without it only the policies the index says could apply are looked at."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from trustplane.access.compiler import ALL_APPS, CompiledPolicy, PolicyIndex, prompt_rank
 
@@ -74,8 +74,7 @@ class SignInContext:
         return (ALL_APPS, self.app_id) if self.app_id else (ALL_APPS,)
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyResult:
+class PolicyResult(NamedTuple):
     policy_id: str
     display_name: str
     state: str
@@ -91,22 +90,19 @@ class PolicyResult:
         return ",".join(self.analysis_reasons) if self.analysis_reasons else "notSet"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     outcome: str  # "grant" | "block" | "challenge"
     required_controls: tuple[str, ...]  # unmet grant controls, in Entra's prompt order
     session_controls: Mapping[str, Any]
-    results: tuple[PolicyResult, ...]
+    results: tuple[PolicyResult, ...]  # the policies looked at (all of them when explained)
     blocked_by: tuple[str, ...] = ()
     evaluated: int = 0  # policies looked at
     total: int = 0  # policies in the tenant
-    _by_id: dict[str, PolicyResult] = field(default_factory=dict, compare=False, repr=False)
 
     def result_for(self, policy_id: str) -> PolicyResult | None:
         """The policy's result; a policy that was not looked at did not apply."""
-        if not self._by_id:
-            self._by_id.update((r.policy_id, r) for r in self.results)
-        return self._by_id.get(policy_id)
+        return next((r for r in self.results if r.policy_id == policy_id), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -218,7 +214,11 @@ def _reasons(p: CompiledPolicy, ctx: SignInContext, locs: _Locations, explain: b
         reasons.append("signInRisk")
     if p.user_risk is not None and ctx.user_risk not in p.user_risk:
         reasons.append("userRisk")
-    if p.sp_risk is not None and ctx.service_principal_risk not in p.sp_risk:
+    if (
+        p.sp_risk is not None
+        and ctx.service_principal_risk not in p.sp_risk
+        and "workloadIdentities" not in reasons
+    ):
         reasons.append("workloadIdentities")
     if p.insider_risk is not None and ctx.insider_risk not in p.insider_risk:
         reasons.append("insiderRisk")
@@ -228,7 +228,7 @@ def _reasons(p: CompiledPolicy, ctx: SignInContext, locs: _Locations, explain: b
         matched = p.device_filter.matches(ctx.device.attributes if ctx.device is not None else None)
         if matched != p.device_filter_include:
             reasons.append("devices")
-    return list(dict.fromkeys(reasons))
+    return reasons
 
 
 def _satisfied(ctx: SignInContext) -> frozenset[str]:
@@ -371,7 +371,7 @@ def evaluate(index: PolicyIndex, ctx: SignInContext, *, explain: bool = False) -
     return Decision(
         "challenge" if ordered else "grant",
         ordered,
-        _merge_sessions(applied),
+        _merge_sessions(applied) if any(p.session for p in applied) else {},
         tuple(results),
         (),
         len(ordinals),

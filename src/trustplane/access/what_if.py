@@ -189,9 +189,10 @@ async def evaluate(
         )
 
     decisions = [await service.evaluate_sign_in(session, tenant_id, c, explain=True) for c in contexts]
+    by_policy = [{r.policy_id: r for r in d.results} for d in decisions]
     results: list[dict[str, Any]] = []
     for policy_id, policy in await _policy_bodies(session, tenant_id):
-        per_context = [d.result_for(policy_id) for d in decisions]
+        per_context = [found.get(policy_id) for found in by_policy]
         applies = any(r is not None and r.applies for r in per_context)
         if applied_only and not applies:
             continue
