@@ -571,3 +571,23 @@ def test_bad_what_if_requests_get_graph_errors(
         r = c.post(f"{BASE}/evaluate", json=body)
     assert r.status_code == status, r.text
     assert words in r.json()["error"]["message"]
+
+
+def test_patch_merges_nested_conditions_as_entras_device_filter_example(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        policy = c.post(
+            f"{BASE}/policies", json=mfa_policy(users={"includeUsers": ["All"], "excludeGroups": []})
+        ).json()
+        patch = {
+            "conditions": {
+                "devices": {
+                    "deviceFilter": {"mode": "exclude", "rule": 'device.extensionAttribute1 -ne "SAW"'}
+                }
+            }
+        }
+        r = c.patch(f"{BASE}/policies/{policy['id']}", json=patch)
+        after = c.get(f"{BASE}/policies/{policy['id']}").json()
+    assert r.status_code == 204, r.text
+    assert after["conditions"]["devices"]["deviceFilter"]["rule"] == 'device.extensionAttribute1 -ne "SAW"'
+    assert after["conditions"]["users"] == policy["conditions"]["users"]
+    assert after["conditions"]["applications"] == policy["conditions"]["applications"]

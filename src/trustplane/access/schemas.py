@@ -405,15 +405,27 @@ def _check_top(body: Any, props: T, type_name: str) -> dict[str, Any]:
     return out
 
 
+def _merge(current: Any, change: Any) -> Any:
+    """A PATCH value over the current one: objects merge property by property (so ``{"conditions":
+    {"devices": …}}`` changes only the device filter, as Entra's own example does), anything else replaces."""
+    if isinstance(current, dict) and isinstance(change, dict):
+        merged = dict(current)
+        for key, value in change.items():
+            merged[key] = _merge(current.get(key), value)
+        return merged
+    return change
+
+
 def normalize_policy(body: dict[str, Any], existing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A create (``existing`` None) or a PATCH merged over ``existing``: the complete canonical policy.
-    A PATCH replaces each top-level property it names, as Graph does for complex properties."""
-    given = _check_top(body, POLICY_PROPS, "conditionalAccessPolicy")
+    """A create (``existing`` None) or a PATCH merged over ``existing``: the complete canonical policy."""
+    given = _check_top(body, POLICY_PROPS, "conditionalAccessPolicy")  # names and types of the change
     if existing is None:
         policy = {key: None for key in POLICY_PROPS}
+        policy.update(given)
     else:
-        policy = {key: existing.get(key) for key in POLICY_PROPS}
-    policy.update(given)
+        current = {key: existing.get(key) for key in POLICY_PROPS}
+        raw = {k: v for k, v in body.items() if k in POLICY_PROPS}
+        policy = _check_top(_merge(current, raw), POLICY_PROPS, "conditionalAccessPolicy")
     check_policy_rules(policy)
     return policy
 
