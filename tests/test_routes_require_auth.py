@@ -25,6 +25,7 @@ EXPECTED_PUBLIC = {
     "/{tenant}/oauth2/v2.0/token",
     "/{tenant}/discovery/v2.0/keys",
     "/{tenant}/v2.0/.well-known/openid-configuration",
+    "/api/v1/discovery/upload/{upload_id}",  # MCAS's pre-signed upload URL: its secret is the credential
 }
 MIN_OPERATIONS = 20  # a floor so the enumeration can never silently test nothing
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
@@ -74,7 +75,9 @@ SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 def assert_face_error(response: httpx.Response, status: int, graph_code: str, what: str) -> None:
     """Each face refuses in its own dialect: SCIM under /scim/, Graph elsewhere."""
-    if response.request.url.path.startswith("/scim/"):
+    if response.request.url.path.startswith("/api/"):  # the MCAS face: {"detail": "..."}
+        assert set(response.json()) == {"detail"} and response.json()["detail"], what
+    elif response.request.url.path.startswith("/scim/"):
         body = response.json()
         assert body["schemas"] == [SCIM_ERROR] and body["status"] == str(status), what
         assert body["detail"], what

@@ -26,6 +26,9 @@ from trustplane.core.error_dialects import ErrorDialects
 from trustplane.core.errors import BadRequest, DomainError
 from trustplane.core.jobs import run_worker
 from trustplane.core.observability import REGISTRY, ObservabilityMiddleware, configure_logging
+from trustplane.discovery import tasks as _discovery_tasks  # noqa: F401  (registers the processing job)
+from trustplane.discovery.api import router as discovery_router
+from trustplane.discovery.errors import McasErrorDialect
 from trustplane.graph.api import router as graph_router
 from trustplane.graph.audit import router as audit_router
 from trustplane.graph.conditional_access import router as conditional_access_router
@@ -44,6 +47,8 @@ PUBLIC_ROUTES = frozenset(
         "/{tenant}/oauth2/v2.0/token",
         "/{tenant}/discovery/v2.0/keys",
         "/{tenant}/v2.0/.well-known/openid-configuration",
+        # MCAS's pre-signed upload URL: no token, its own secret is the credential (discovery.service).
+        "/api/v1/discovery/upload/{upload_id}",
     }
 )
 
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     # Each face answers failures in its own dialect, chosen by path prefix; Graph's is the default.
     dialects = ErrorDialects(GraphErrorDialect())
     dialects.register("/scim", ScimErrorDialect())
+    dialects.register("/api", McasErrorDialect())
     app.state.error_dialects = dialects
 
     @app.exception_handler(DomainError)
@@ -142,4 +148,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(audit_router)
     app.include_router(conditional_access_router)
     app.include_router(scim_router)
+    app.include_router(discovery_router)
     return app

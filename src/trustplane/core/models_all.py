@@ -4,5 +4,6 @@ from trustplane.access import models as access_models
 from trustplane.auth import models as auth_models
 from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
+from trustplane.discovery import models as discovery_models
 
-__all__ = ["access_models", "auth_models", "core_models", "directory_models"]
+__all__ = ["access_models", "auth_models", "core_models", "directory_models", "discovery_models"]

@@ -1,0 +1,183 @@
+"""The MCAS face of cloud discovery: the three-stage log upload exactly as MCAS documents it
+(``upload_url`` → ``PUT`` to the signed URL → ``done_upload``), plus TrustPlane's own endpoints for an
+upload's status and the custom log format. Errors speak MCAS's ``{"detail": …}`` (discovery.errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
+from trustplane.auth.permissions import Principal
+from trustplane.core.errors import BadRequest, PayloadTooLarge
+from trustplane.core.events import Actor
+from trustplane.discovery import service
+from trustplane.discovery.models import DiscoveryUpload
+
+DISCOVERY_READ_ALL = "CloudApp-Discovery.Read.All"
+DISCOVERY_READWRITE_ALL = "CloudApp-Discovery.ReadWrite.All"
+CanRead = Depends(requires(DISCOVERY_READ_ALL, DISCOVERY_READWRITE_ALL))
+CanWrite = Depends(requires(DISCOVERY_READWRITE_ALL))
+
+router = APIRouter(prefix="/api", tags=["cloud discovery (MCAS API)"])
+_TRUE = {"true", "1", "yes", "on"}
+_WRITE_BUFFER = 1 << 20
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(type=principal.kind, id=principal.id, name=principal.name)
+
+
+@router.get("/v1/discovery/upload_url/", summary="Initiate a log upload (MCAS stage 1)")
+async def upload_url(
+    request: Request,
+    filename: str = "",
+    source: str = "",
+    principal: Principal = CanWrite,
+    session: AsyncSession = DbSession,
+) -> Response:
+    announced = await service.announce_upload(
+        session,
+        principal.tenant_id,
+        _actor(principal),
+        filename=filename,
+        source=source,
+        base_url=base_url(request),
+        data_dir=Path(request.app.state.settings.data_dir),
+    )
+    # "azure": the URL takes Azure's single-request Put Blob (x-ms-blob-type: BlockBlob), which is how MCAS
+    # clients send a file to it; chunked transfer encoding works too.
+    return _json({"url": announced.url, "provider": "azure"})
+
+
+@router.put(
+    "/v1/discovery/upload/{upload_id}",
+    summary="Upload the log file to the signed URL (MCAS stage 2); the URL's secret is the credential",
+    status_code=201,
+)
+async def put_upload(upload_id: str, request: Request, sig: str = "") -> Response:
+    db = request.app.state.db
+    async with db.session() as session:
+        upload = await service.upload_for_put(session, upload_id, sig)
+        path = Path(upload.path)
+    size = await _receive(request, path)
+    async with db.session() as session:
+        upload = await service.upload_for_put(session, upload_id, sig)
+        service.mark_uploaded(upload, size)
+    return Response(status_code=201)
+
+
+async def _receive(request: Request, path: Path) -> int:
+    """Stream the body to ``path`` (via a temporary name), never holding more than a megabyte."""
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    handle = await asyncio.to_thread(partial.open, "wb")
+    size = 0
+    buffer: list[bytes] = []
+    buffered = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > service.MAX_UPLOAD_BYTES:
+                raise PayloadTooLarge("A log file may be at most 5 GB; split larger files.")
+            buffer.append(chunk)
+            buffered += len(chunk)
+            if buffered >= _WRITE_BUFFER:
+                await asyncio.to_thread(handle.write, b"".join(buffer))
+                buffer, buffered = [], 0
+        if buffer:
+            await asyncio.to_thread(handle.write, b"".join(buffer))
+    except BaseException:
+        await asyncio.to_thread(handle.close)
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise
+    await asyncio.to_thread(handle.close)
+    await asyncio.to_thread(os.replace, partial, path)
+    return size
+
+
+async def _done_upload_body(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("The body is not valid JSON.") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("The body must be a JSON object.")
+        return body
+    # Form-encoded, as MCAS's older examples and clients send it.
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("The body is neither JSON nor form-encoded UTF-8.") from exc
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+@router.post("/v1/discovery/done_upload/", summary="Finish a log upload and queue it (MCAS stage 3)")
+async def done_upload(
+    request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
+) -> Response:
+    body = await _done_upload_body(request)
+    upload = await service.submit_upload(
+        session,
+        principal.tenant_id,
+        _actor(principal),
+        upload_url=str(body.get("uploadUrl", "")),
+        stream_name=str(body.get("inputStreamName", "")),
+        as_snapshot=_flag(body.get("uploadAsSnapshot", False)),
+    )
+    return _json({"success": True, "uploadId": upload.id, "streamId": upload.stream_id})
+
+
+def _upload_view(upload: DiscoveryUpload) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "filename": upload.filename,
+        "source": upload.source,
+        "status": upload.status,
+        "size": upload.size,
+        "streamId": upload.stream_id,
+        "bytesProcessed": upload.offset,
+        "error": upload.error,
+        "result": upload.stats or {},
+    }
+
+
+@router.get("/v1/discovery/uploads/{upload_id}/", summary="An upload's processing status and result")
+async def upload_status(
+    upload_id: str, principal: Principal = CanRead, session: AsyncSession = ReadSession
+) -> Response:
+    return _json(_upload_view(await service.get_upload(session, principal.tenant_id, upload_id)))
+
+
+@router.put("/v1/discovery/custom_parser/", summary="Define the tenant's custom log format (CUSTOM_PARSER)")
+async def put_custom_parser(
+    request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
+) -> Response:
+    try:
+        definition = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The body is not valid JSON.") from exc
+    if not isinstance(definition, dict):
+        raise BadRequest("The body must be a JSON object.")
+    await service.set_custom_format(session, principal.tenant_id, _actor(principal), definition)
+    return _json(definition)

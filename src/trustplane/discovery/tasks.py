@@ -1,0 +1,19 @@
+"""The discovery job: one slice per job run, committed with its checkpoint; an unfinished upload queues its
+next slice in the same transaction. A worker killed mid-slice loses only that uncommitted slice, which the
+next claim of the job redoes from the last checkpoint."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.core.jobs import handler
+from trustplane.core.models import Job
+from trustplane.discovery.service import PROCESS_JOB, process_next_slice
+
+
+@handler(PROCESS_JOB)
+async def process_upload(session: AsyncSession, job: Job) -> None:
+    upload_id = str(job.payload.get("upload_id", ""))
+    finished = await process_next_slice(session, job.tenant_id, upload_id)
+    if not finished:
+        session.add(Job(tenant_id=job.tenant_id, kind=PROCESS_JOB, payload={"upload_id": upload_id}))
