@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         worker: asyncio.Task[None] | None = None
+        if owns_db:
+            app.state.db.start()  # the row cache's change listener (PostgreSQL)
         if settings.run_worker_in_process:
             worker = asyncio.create_task(
                 run_worker(
@@ -99,7 +101,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    app.state.db = db or Database(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        row_cache_size=settings.row_cache_size,
+    )
     app.state.keys = KeyStore(settings.access_token_lifetime_seconds)
     app.state.api_tokens = ApiTokenVerifier()
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 30
     job_poll_seconds: float = 0.5
     db_pool_size: int = 10
+    # Users kept per process for read-only requests (core.cache; PostgreSQL only, 0 turns it off).
+    row_cache_size: int = 50_000
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -25,15 +25,31 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def read_only_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session of a request that writes nothing (``Database.read_only``: autocommit reads, may be
+    answered from the row cache)."""
+    async with request.app.state.db.read_only() as session:
+        yield session
+
+
 # The request's session ends before the response is sent, so a client never sees a 2xx for a change that
 # has not committed (and a failed commit becomes an error response).
 DbSession = Depends(db_session, scope="function")
+# The explicit read-only marker: only routes that write nothing take it (their statements autocommit).
+ReadSession = Depends(read_only_session, scope="function")
 
 
-async def authenticate(request: Request, session: AsyncSession = DbSession) -> Principal:
+async def authenticate(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
+    # Verifying reads (keys, API tokens) and writes nothing, so it takes a read-only session of its own,
+    # opened only when used: a token and key already verified are answered from memory.
+    async with request.app.state.db.read_only() as session:
+        return await _authenticate(request, session)
+
+
+async def _authenticate(request: Request, session: AsyncSession) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthenticated("Access token is empty.")

@@ -3,20 +3,27 @@ the async engine and the session a request or a job owns."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, Select, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
+from trustplane.core.cache import ROW_CACHES, RowCaches
 from trustplane.core.clock import to_utc
+
+# ``session.info`` key of a read-only session (``Database.read_only``): the Database it reads from.
+READ_ONLY = "trustplane.read_only"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -72,13 +79,72 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     return create_async_engine(url, echo=echo, poolclass=NullPool)
 
 
+def _discard(pooled: Any) -> None:
+    pooled.invalidate()
+    pooled.close()
+
+
+async def _close_to_completion(session: AsyncSession) -> None:
+    """``session.close()`` in a task of its own, finished even if the caller is cancelled meanwhile (as
+    ``AsyncSession.__aexit__`` does), so a cancelled request never leaves its connection checked out."""
+    task = asyncio.ensure_future(session.close())
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise
+            cancelled = exc
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+
+
+class _Prepared(NamedTuple):
+    """A Core SELECT compiled once for the driver: SQL, bind names and processors in positional order,
+    result processors and the named tuple its rows become."""
+
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    record: Callable[..., Any]
+
+
+def _prepare(stmt: Select[Any], dialect: Dialect) -> _Prepared:
+    compiled = stmt.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
+    columns = list(stmt.selected_columns)
+    processors = tuple(col.type._cached_result_processor(dialect, None) for col in columns)
+    record = namedtuple("Record", [col.key for col in columns])  # type: ignore[misc]
+    return _Prepared(compiled.string, names, binds, processors, record)
+
+
 class Database:
     """Owns the engine and hands out sessions. A session never commits on its own: its owner does."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, row_cache_size: int = 0) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Only PostgreSQL can tell every process of a change (core.cache); the caches stay off until start().
+        self.row_caches = (
+            RowCaches(row_cache_size) if row_cache_size > 0 and self.dialect == "postgresql" else None
+        )
+        # Read-only requests run each statement in autocommit: no BEGIN and COMMIT round trips (~135 us of
+        # CPU per GET by id, docs/benchmarks.md). Same answers: PostgreSQL's READ COMMITTED takes a new
+        # snapshot per statement anyway, and SQLite's driver never opens a transaction for a SELECT.
+        self.read_only_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.read_only_sessionmaker = async_sessionmaker(
+            self.read_only_engine,
+            expire_on_commit=False,
+            autoflush=False,
+            info={READ_ONLY: self, ROW_CACHES: self.row_caches},
+        )
+        self._prepared: dict[Select[Any], _Prepared] = {}
 
     @property
     def dialect(self) -> str:
@@ -86,19 +152,82 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits when the block ends cleanly, rolls back on any exception."""
-        async with self.sessionmaker() as session:
-            try:
-                yield session
+        """A unit of work: commits when the block ends cleanly, rolls back on any exception.
+
+        A session that never touched the database (a request answered from caches) is simply dropped:
+        ``AsyncSession``'s own exit always schedules ``close()`` in a new task, ~150 us of CPU per request
+        for nothing (docs/benchmarks.md). A used one is committed or rolled back, which returns its
+        connection, and closed only if a transaction is somehow still open."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            if session.in_transaction():
                 await session.commit()
-            except BaseException:
+        except BaseException:
+            if session.in_transaction():
                 await session.rollback()
-                raise
+            raise
+        finally:
+            if session.in_transaction():
+                await _close_to_completion(session)
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
 
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[AsyncSession]:
+        """A session for a request that only reads: autocommit statements, never committed, marked with
+        ``READ_ONLY`` in ``session.info`` (repositories may answer such reads from the row cache). Nothing
+        written in it would be atomic, so only routes that write nothing take one."""
+        session = self.read_only_sessionmaker()
+        try:
+            yield session
+        finally:
+            if session.in_transaction():
+                await _close_to_completion(session)
+
+    async def fetch_record(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
+        """The first row of a read-only SELECT as an immutable record (every column by name), outside any
+        transaction. On PostgreSQL it runs straight on the driver, on a connection of the pool, with the
+        columns' own result processors: SQLAlchemy's connection, cursor and result layers cost ~200 us of
+        CPU per read on top of ~100 us for asyncpg and the pool (docs/benchmarks.md)."""
+        if self.dialect != "postgresql":
+            async with self.read_only_engine.connect() as conn:
+                return (await conn.execute(stmt, params)).first()
+        prepared = self._prepared.get(stmt)
+        if prepared is None:
+            prepared = self._prepared[stmt] = _prepare(stmt, self.engine.dialect)
+        args = [
+            bind(params[name]) if bind is not None else params[name]
+            for name, bind in zip(prepared.names, prepared.binds, strict=True)
+        ]
+        pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        driver: Any = pooled.driver_connection  # asyncpg's Connection
+        try:
+            row = await driver.fetchrow(prepared.sql, *args)
+        except BaseException:
+            # Interrupted or failed mid-statement: the connection's state is unknown, so it is not reused.
+            await greenlet_spawn(_discard, pooled)
+            raise
+        await greenlet_spawn(pooled.close)
+        if row is None:
+            return None
+        return prepared.record(
+            *(
+                value if proc is None else proc(value)
+                for value, proc in zip(row, prepared.processors, strict=True)
+            )
+        )
+
+    def start(self) -> None:
+        """Turn the row caches on (they follow changes from every process once the listener connects)."""
+        if self.row_caches is not None:
+            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.row_caches.start(dsn)
+
     async def dispose(self) -> None:
+        if self.row_caches is not None:
+            await self.row_caches.stop()
         await self.engine.dispose()

@@ -9,6 +9,9 @@ from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Delete
 
+from trustplane.core.cache import RowCache, session_caches
+from trustplane.core.db import READ_ONLY
+
 M = TypeVar("M", bound=Any)
 
 # One "by id in this tenant" statement per model, with both values bound at execution: building it afresh
@@ -24,6 +27,21 @@ def _by_id_statement(model: type[Any]) -> Select[Any]:
             model.tenant_id == bindparam("_tenant_id"), model.id == bindparam("_object_id")
         )
         _BY_ID[model] = stmt
+    return stmt
+
+
+# The same as a Core statement over the table: every column, no ORM identity.
+_RECORD_BY_ID: dict[type[Any], Select[Any]] = {}
+
+
+def _record_statement(model: type[Any]) -> Select[Any]:
+    stmt = _RECORD_BY_ID.get(model)
+    if stmt is None:
+        table = model.__table__
+        stmt = select(table).where(
+            table.c.tenant_id == bindparam("_tenant_id"), table.c.id == bindparam("_object_id")
+        )
+        _RECORD_BY_ID[model] = stmt
     return stmt
 
 
@@ -47,6 +65,37 @@ class TenantRepository(Generic[M]):
             _by_id_statement(self.model), {"_tenant_id": self.tenant_id, "_object_id": object_id}
         )
         return result.scalar_one_or_none()
+
+    @property
+    def row_cache(self) -> RowCache | None:
+        """The process's cache of this table, when the session is read-only and the table is cached."""
+        return session_caches(self.session.info, self.model.__tablename__)
+
+    async def record(self, object_id: str) -> Any | None:
+        """The object with this id in this tenant as an immutable record (a named tuple or Core ``Row``:
+        every column by name, no ORM identity), for requests that only read: from the row cache when it
+        has it, else one statement."""
+        cache = self.row_cache
+        if cache is not None:
+            hit = cache.get(self.tenant_id, object_id)
+            if hit is not None:
+                return hit
+        token = cache.read_token() if cache is not None else None
+        row = await self.fetch_record(
+            _record_statement(self.model), {"_tenant_id": self.tenant_id, "_object_id": object_id}
+        )
+        if cache is not None and row is not None:
+            cache.put(token, row)
+        return row
+
+    async def fetch_record(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
+        """One row of a tenant-scoped Core statement. A read-only session's statements autocommit anyway,
+        so it is read outside the session (``Database.fetch_record``); otherwise in the session, which sees
+        its own pending writes."""
+        database = self.session.info.get(READ_ONLY)
+        if database is not None:
+            return await database.fetch_record(stmt, params)
+        return (await self.session.execute(stmt, params)).first()
 
     def add(self, obj: M) -> M:
         obj.tenant_id = self.tenant_id

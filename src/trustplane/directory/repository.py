@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CTE, Select, func, select
+from sqlalchemy import CTE, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustplane.core.cache import cached_table
 from trustplane.core.repository import TenantRepository
 from trustplane.directory.models import AuditEntry, DirectoryValue, Group, Membership, Tenant, User
 
@@ -27,12 +28,41 @@ class TenantLookup:
         )
 
 
+def upn_key(upn: str) -> str:
+    """How a userPrincipalName is compared: case-insensitively (``lower()`` on both sides, as in $filter)."""
+    return upn.lower()
+
+
+# Users are the hot reads of the Graph face (GET by id, by userPrincipalName, the subject of memberOf and
+# getMemberGroups): read-only requests may answer them from the row cache (core.cache).
+cached_table(User.__tablename__, key=lambda row: upn_key(row.user_principal_name))
+
+_USER_RECORD_BY_UPN = select(User.__table__).where(
+    User.__table__.c.tenant_id == bindparam("_tenant_id"),
+    func.lower(User.__table__.c.user_principal_name) == bindparam("_upn"),
+)
+
+
 class UserRepository(TenantRepository[User]):
     model = User
 
     async def by_upn(self, upn: str) -> User | None:
-        stmt = self.select().where(func.lower(User.user_principal_name) == upn.lower())
+        stmt = self.select().where(func.lower(User.user_principal_name) == upn_key(upn))
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def record_by_upn(self, upn: str) -> Any | None:
+        """``by_upn`` as an immutable record, from the row cache when it has it (see ``record``)."""
+        key = upn_key(upn)
+        cache = self.row_cache
+        if cache is not None:
+            hit = cache.get_by_key(self.tenant_id, key)
+            if hit is not None:
+                return hit
+        token = cache.read_token() if cache is not None else None
+        row = await self.fetch_record(_USER_RECORD_BY_UPN, {"_tenant_id": self.tenant_id, "_upn": key})
+        if cache is not None and row is not None:
+            cache.put(token, row)
+        return row
 
 
 class GroupRepository(TenantRepository[Group]):

@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth import permissions as perm
-from trustplane.auth.deps import DbSession, requires
+from trustplane.auth.deps import DbSession, ReadSession, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
@@ -26,6 +26,7 @@ from trustplane.graph.query import (
     check_options,
     context_url,
     count_collection,
+    equality_lookup,
     list_collection,
     next_link,
     parse_count,
@@ -107,8 +108,14 @@ def password_of(body: dict[str, Any], *, required: bool) -> tuple[str | None, bo
 async def list_users(
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_USERS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
+    lookup = equality_lookup(request, USER, "userPrincipalName")
+    if lookup is not None:  # by key, from the row cache when it has the user: ~3x cheaper than the query
+        upn, select_ = lookup
+        user = await service.find_user_by_upn(session, principal.tenant_id, upn)
+        found = [USER.render(user, select_)] if user is not None else []
+        return json({"@odata.context": context_url(request, "users", select_), "value": found})
     base = UserRepository(session, principal.tenant_id).select()
     return json(await list_collection(request, session, USER, base, "users"))
 
@@ -117,7 +124,7 @@ async def list_users(
 async def count_users(
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_USERS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     base = UserRepository(session, principal.tenant_id).select()
     return text_count(await count_collection(request, session, USER, base))
@@ -147,9 +154,9 @@ async def get_user(
     user_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_USERS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
-    user = await service.get_user_by_id_or_upn(session, principal.tenant_id, user_id)
+    user = await service.read_user(session, principal.tenant_id, user_id)
     return json(entity_body(request, USER, user, "users/$entity"))
 
 
@@ -188,7 +195,7 @@ async def delete_user(
 async def list_groups(
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     base = GroupRepository(session, principal.tenant_id).select()
     return json(await list_collection(request, session, GROUP, base, "groups"))
@@ -198,7 +205,7 @@ async def list_groups(
 async def count_groups(
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     base = GroupRepository(session, principal.tenant_id).select()
     return text_count(await count_collection(request, session, GROUP, base))
@@ -227,7 +234,7 @@ async def get_group(
     group_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     group = await service.get_group(session, principal.tenant_id, group_id)
     return json(entity_body(request, GROUP, group, "groups/$entity"))
@@ -318,7 +325,7 @@ async def list_members(
     group_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     group = await service.get_group(session, principal.tenant_id, group_id)
     repo = MembershipRepository(session, principal.tenant_id)
@@ -333,7 +340,7 @@ async def count_members(
     group_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     from trustplane.graph.query import count_of, eventual_consistency
 
@@ -351,7 +358,7 @@ async def list_transitive_members(
     group_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     group = await service.get_group(session, principal.tenant_id, group_id)
     cte = MembershipRepository(session, principal.tenant_id).descendants(group.id)
@@ -364,7 +371,7 @@ async def count_transitive_members(
     group_id: str,
     request: Request,
     principal: Principal = Depends(requires(*perm.READ_GROUPS)),
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     from trustplane.graph.query import count_of, eventual_consistency
 
@@ -407,9 +414,9 @@ async def remove_member(
 # ---------------------------------------------------------------- memberOf / transitiveMemberOf / get-check
 
 
-async def _subject(session: AsyncSession, tenant_id: str, kind: str, object_id: str) -> User | Group:
-    if kind == "users":
-        return await service.get_user_by_id_or_upn(session, tenant_id, object_id)
+async def _subject(session: AsyncSession, tenant_id: str, kind: str, object_id: str) -> Any:
+    if kind == "users":  # only read (every caller is a read-only route)
+        return await service.read_user(session, tenant_id, object_id)
     return await service.get_group(session, tenant_id, object_id)
 
 
@@ -433,7 +440,7 @@ def _register_membership_routes(kind: str) -> None:
             object_id: str,
             request: Request,
             principal: Principal = Depends(requires(*read)),
-            session: AsyncSession = DbSession,
+            session: AsyncSession = ReadSession,
         ) -> Response:
             subject = await _subject(session, principal.tenant_id, kind, object_id)
             ids = MembershipRepository(session, principal.tenant_id).groups_of(
@@ -467,7 +474,7 @@ def _register_membership_routes(kind: str) -> None:
         object_id: str,
         request: Request,
         principal: Principal = Depends(requires(*read)),
-        session: AsyncSession = DbSession,
+        session: AsyncSession = ReadSession,
     ) -> Response:
         body = parameters(await read_json_object(request), {"securityEnabledOnly"}, "getMemberGroups")
         security_only = body.get("securityEnabledOnly")
@@ -483,7 +490,7 @@ def _register_membership_routes(kind: str) -> None:
         object_id: str,
         request: Request,
         principal: Principal = Depends(requires(*read)),
-        session: AsyncSession = DbSession,
+        session: AsyncSession = ReadSession,
     ) -> Response:
         body = parameters(await read_json_object(request), {"groupIds"}, "checkMemberGroups")
         group_ids = body.get("groupIds")

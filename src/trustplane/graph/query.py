@@ -121,6 +121,32 @@ def apply_filters(
     return stmt
 
 
+def equality_lookup(request: Request, etype: EntityType, wire: str) -> tuple[str, list[str] | None] | None:
+    """``(value, $select)`` when the request's query is exactly ``$filter=<wire> eq '<string>'`` (plus perhaps
+    ``$select``): the lookup by key that Graph clients make all the time, which a caller can answer by that
+    key (same case-insensitive comparison, at most one row, so no paging) instead of compiling a query.
+    None for anything else, which then takes the general path and its errors."""
+    if not request.scope["query_string"]:
+        return None
+    options = check_options(request)
+    if "$filter" not in options or not options.keys() <= {"$filter", "$select"}:
+        return None
+    try:
+        node = odata.parse_filter(options["$filter"])
+    except odata.ODataQueryError:
+        return None
+    if not (
+        isinstance(node, odata.Comparison)
+        and node.op == "eq"
+        and isinstance(node.target, odata.Property)
+        and node.target.name.lower() == wire.lower()
+        and node.value.kind == "string"
+        and isinstance(node.value.value, str)
+    ):
+        return None
+    return node.value.value, parse_select(options, list(etype.by_wire))
+
+
 def context_url(request: Request, fragment: str, select: list[str] | None = None) -> str:
     suffix = f"({','.join(select)})" if select else ""
     return f"{base_url(request)}/v1.0/$metadata#{fragment}{suffix}"
