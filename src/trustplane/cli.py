@@ -302,13 +302,22 @@ def tokens_create(
     permission: Annotated[list[str], typer.Option(help="A permission; repeat for more.")],
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
+    scim_dialect: Annotated[
+        str,
+        typer.Option(help="The SCIM client's dialect: 'rfc' (strict, default) or 'entra' (Entra ID)."),
+    ] = "rfc",
 ) -> None:
     """Create a long-lived API token (shown once; usable as 'Bearer' or 'Token')."""
+    if scim_dialect not in ("rfc", "entra"):
+        raise typer.BadParameter("--scim-dialect must be 'rfc' or 'entra'.")
+    settings: dict[str, object] = {"scim_dialect": scim_dialect} if scim_dialect != "rfc" else {}
 
     async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
         row = await _tenant(db, tenant)
         async with db.session() as session:
-            issued = await create_api_token(session, row.id, CLI_ACTOR, name=name, permissions=permission)
+            issued = await create_api_token(
+                session, row.id, CLI_ACTOR, name=name, permissions=permission, settings=settings
+            )
         return {
             "id": issued.id,
             "tenant_id": issued.tenant_id,

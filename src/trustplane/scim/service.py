@@ -500,7 +500,7 @@ async def _bulk_operation(
     raw_path = operation.get("path")
     if method not in ("POST", "PUT", "PATCH", "DELETE") or not isinstance(raw_path, str):
         raise invalid_syntax("Every operation needs a 'method' (POST, PUT, PATCH, DELETE) and a 'path'.")
-    resolved_path = _resolve_bulk_ids(raw_path, created)
+    resolved_path = re.sub(r"bulkId:([^/]+)", lambda m: _resolve_bulk_ids(m.group(0), created), raw_path)
     match = _BULK_PATH.match(resolved_path)
     if match is None:
         raise invalid_path(f"'{raw_path}' is not a path of /Users or /Groups.")
