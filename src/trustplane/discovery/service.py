@@ -202,7 +202,14 @@ async def set_custom_format(
     return fmt
 
 
-async def process_next_slice(session: AsyncSession, tenant_id: str, upload_id: str) -> bool:
+async def process_next_slice(
+    session: AsyncSession,
+    tenant_id: str,
+    upload_id: str,
+    *,
+    max_lines: int = SLICE_LINES,
+    max_seconds: float = SLICE_SECONDS,
+) -> bool:
     """Process one slice of an upload and commit it with the checkpoint (the caller's transaction). Returns
     True when the upload is finished. A slice whose starting offset moved meanwhile (another worker got
     there first) raises, so its sums roll back and nothing is counted twice."""
@@ -228,8 +235,9 @@ async def process_next_slice(session: AsyncSession, tenant_id: str, upload_id: s
         stats,
         shipped_catalog(),
         start_offset=start,
-        max_lines=SLICE_LINES,
-        max_seconds=SLICE_SECONDS,
+        max_lines=max_lines,
+        max_seconds=max_seconds,
+        batch_lines=min(16384, max_lines),
     )
     await AggregateRepository(session, tenant_id).add_sums(upload.stream_id, result.apps)
     await UnmatchedRepository(session, tenant_id).add_sums(upload.stream_id, result.unmatched)
