@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Select, String, bindparam, select, text, update
+from sqlalchemy import Select, String, Table, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -118,17 +118,18 @@ async def _hash_password(password: str) -> str:
 
 async def _bump_version(session: AsyncSession, obj: User | Group, *, expected: int | None = None) -> None:
     """Move the object's version (SCIM's ETag) in one SQL statement, so concurrent changes (two member
-    adds) each count and never fail; with ``expected`` it is a compare-and-set (If-Match)."""
-    model = type(obj)
+    adds) each count and never fail; with ``expected`` it is a compare-and-set (If-Match). A statement on the
+    table, not the ORM entity: an ORM bulk UPDATE would empty the whole users row cache (core.cache), while
+    this one row is invalidated by its flush or, on PostgreSQL, by the change trigger."""
+    table = cast(Table, type(obj).__table__)
     stmt = (
-        update(model)
-        .where(model.tenant_id == obj.tenant_id, model.id == obj.id)
-        .values(version=model.version + 1)
-        .returning(model.version, model.updated_at)
-        .execution_options(synchronize_session=False)
+        update(table)
+        .where(table.c.tenant_id == obj.tenant_id, table.c.id == obj.id)
+        .values(version=table.c.version + 1, updated_at=utcnow())
+        .returning(table.c.version, table.c.updated_at)
     )
     if expected is not None:
-        stmt = stmt.where(model.version == expected)
+        stmt = stmt.where(table.c.version == expected)
     row = (await session.execute(stmt)).first()
     if row is None:
         raise PreconditionFailed(f"The resource '{obj.id}' has changed since version {expected}.")
