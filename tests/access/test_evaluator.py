@@ -229,3 +229,18 @@ def test_the_index_decides_exactly_as_evaluating_every_policy(
     assert dict(fast.session_controls) == dict(full.session_controls)
     applied = {r.policy_id: r.result for r in full.results if r.applies}
     assert {r.policy_id: r.result for r in fast.results if r.applies} == applied
+
+
+def test_sign_in_log_status_and_applied_policies() -> None:
+    idx = index_of(policy(), policy(signInRiskLevels=["high"]))
+    pending = evaluate(idx, SignInContext(user_id=USER, app_id=APP))
+    done = evaluate(idx, SignInContext(user_id=USER, app_id=APP, satisfied_controls=frozenset({"mfa"})))
+    untouched = evaluate(index_of(policy(signInRiskLevels=["high"])), SignInContext(user_id=USER, app_id=APP))
+    assert (pending.status, done.status, untouched.status) == ("failure", "success", "notApplied")
+    assert done.applied_policies()[0] | {"id": ""} == {
+        "id": "",
+        "displayName": "p",
+        "enforcedGrantControls": ["mfa"],
+        "enforcedSessionControls": [],
+        "result": "success",
+    }

@@ -104,6 +104,27 @@ class Decision:
         """The policy's result; a policy that was not looked at did not apply."""
         return next((r for r in self.results if r.policy_id == policy_id), None)
 
+    @property
+    def status(self) -> str:
+        """The sign-in log's ``conditionalAccessStatus``: failure when an enforced policy blocks or still
+        wants a control, success when enforced policies applied and are satisfied, else notApplied."""
+        if self.outcome != "grant":
+            return "failure"
+        return "success" if any(r.applies and r.result == "success" for r in self.results) else "notApplied"
+
+    def applied_policies(self) -> list[dict[str, Any]]:
+        """The sign-in log's ``appliedConditionalAccessPolicies`` (Graph's appliedConditionalAccessPolicy)."""
+        return [
+            {
+                "id": r.policy_id,
+                "displayName": r.display_name,
+                "enforcedGrantControls": list(r.grant_controls),
+                "enforcedSessionControls": list(r.session_controls),
+                "result": r.result,
+            }
+            for r in self.results
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,

@@ -56,12 +56,11 @@ CONDITIONS = {
 bad = schemas.bad
 
 
-def _object(body: dict[str, Any], key: str, *, required: bool) -> dict[str, Any] | None:
+def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """A required object parameter of the action."""
     value = body.get(key)
     if value is None:
-        if required:
-            raise bad(f"The parameter '{key}' is required.")
-        return None
+        raise bad(f"The parameter '{key}' is required.")
     if not isinstance(value, dict):
         raise bad(f"The parameter '{key}' expects an object.")
     return value
@@ -122,13 +121,12 @@ async def evaluate(
     """The ``whatIfAnalysisResult`` collection for the request, and the decision when the request names
     a single resource (one application, a user action or an authentication context)."""
     _only(body, {"signInIdentity", "signInContext", "signInConditions", "appliedPoliciesOnly"}, "evaluate")
-    identity = _object(body, "signInIdentity", required=True)
-    context = _object(body, "signInContext", required=True)
-    conditions = _conditions(_object(body, "signInConditions", required=True) or {})
+    identity = _object(body, "signInIdentity")
+    context = _object(body, "signInContext")
+    conditions = _conditions(_object(body, "signInConditions"))
     applied_only = body.get("appliedPoliciesOnly", False)
     if not isinstance(applied_only, bool):
         raise bad("The parameter 'appliedPoliciesOnly' expects a boolean value.")
-    assert identity is not None and context is not None
 
     identity_type = identity.get("@odata.type", "").removeprefix("#")
     if identity_type == "microsoft.graph.userSignIn":
