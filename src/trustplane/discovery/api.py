@@ -19,7 +19,7 @@ from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
-from trustplane.discovery import service
+from trustplane.discovery import blockscripts, governance, service
 from trustplane.discovery.models import DiscoveryUpload
 
 DISCOVERY_READ_ALL = "CloudApp-Discovery.Read.All"
@@ -181,3 +181,110 @@ async def put_custom_parser(
         raise BadRequest("The body must be a JSON object.")
     await service.set_custom_format(session, principal.tenant_id, _actor(principal), definition)
     return _json(definition)
+
+
+def _app_view(governed: governance.GovernedApp) -> dict[str, Any]:
+    app, risk = governed.app, governed.risk
+    return {
+        "id": app.id,
+        "name": app.name,
+        "vendor": app.vendor,
+        "category": app.category,
+        "domains": list(app.domains),
+        "status": governed.status,
+        "tags": governed.all_tags,
+        "customTags": governed.tags,
+        "riskScore": risk.total,
+        "riskScoreOverridden": risk.overridden,
+        "riskSubscores": {
+            "general": risk.general,
+            "security": risk.security,
+            "compliance": risk.compliance,
+            "legal": risk.legal,
+        },
+        "note": governed.note,
+        "riskAttributes": app.risk,
+    }
+
+
+@router.get("/v1/discovery/apps/{app_id}/", summary="A catalogue app with this tenant's governance and score")
+async def get_app(
+    app_id: str, principal: Principal = CanRead, session: AsyncSession = ReadSession
+) -> Response:
+    return _json(_app_view(await governance.governed_app(session, principal.tenant_id, app_id)))
+
+
+@router.patch(
+    "/v1/discovery/apps/{app_id}/",
+    summary="Govern an app: status (sanctioned / unsanctioned / monitored), custom tags, risk override, note",
+)
+async def patch_app(
+    app_id: str, request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
+) -> Response:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    unknown = sorted(set(body) - {"status", "tags", "riskScoreOverride", "note"})
+    if unknown:
+        raise BadRequest(f"Unknown properties {unknown}; allowed: status, tags, riskScoreOverride, note.")
+    changes: dict[str, Any] = {}
+    if "status" in body:
+        changes["status"] = body["status"]
+    if "tags" in body:
+        changes["tags"] = body["tags"]
+    if "riskScoreOverride" in body:
+        changes["risk_override"] = body["riskScoreOverride"]
+    if "note" in body:
+        changes["note"] = body["note"]
+    governed = await governance.govern_app(session, principal.tenant_id, _actor(principal), app_id, **changes)
+    return _json(_app_view(governed))
+
+
+@router.get(
+    "/discovery_block_scripts/",
+    summary="Block script of the unsanctioned apps for a network appliance (MCAS format number)",
+)
+async def block_script(
+    format: str = "",
+    type: str = "banned",
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    try:
+        format_id = int(format)
+    except ValueError:
+        format_id = -1
+    if format_id not in blockscripts.FORMATS:
+        known = ", ".join(f"{k} ({v[0]})" for k, v in blockscripts.FORMATS.items())
+        raise BadRequest(f"Unknown appliance format {format!r}; supported: {known}.")
+    if type != "banned":
+        raise BadRequest("Only type=banned is supported.")
+    domains = await governance.blocked_domains(session, principal.tenant_id)
+    return Response(blockscripts.render(format_id, domains), media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/v1/discovery/block_list/",
+    summary="Domains of the unsanctioned apps for appliances that poll: text (one per line) or a JSON feed, "
+    "with an ETag (If-None-Match answers 304)",
+)
+async def block_list(
+    request: Request,
+    format: str = "text",
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    if format not in ("text", "json"):
+        raise BadRequest("format must be 'text' or 'json'.")
+    domains = await governance.blocked_domains(session, principal.tenant_id)
+    etag = governance.etag_of(domains)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    if format == "json":
+        body = orjson.dumps({"version": etag.strip('"'), "domains": domains})
+        return Response(body, media_type="application/json", headers=headers)
+    return Response(blockscripts.plain(domains), media_type="text/plain; charset=utf-8", headers=headers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustplane.core.clock import utcnow
@@ -105,4 +105,19 @@ class DiscoverySettings(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     custom_parser: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     score_settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DiscoveryAppGovernance(Base):
+    """A tenant's decision about a catalogue app: sanctioned / unsanctioned / monitored, custom tags, and a
+    risk score override with its note (MCAS's "App note")."""
+
+    __tablename__ = "discovery_app_governance"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str | None] = mapped_column(String(16), default=None)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    risk_override: Mapped[int | None] = mapped_column(Integer, default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.core.repository import TenantRepository
 from trustplane.discovery.models import (
     DiscoveryAggregate,
+    DiscoveryAppGovernance,
     DiscoverySettings,
     DiscoveryStream,
     DiscoveryUnmatched,
@@ -64,6 +65,18 @@ class SettingsRepository(TenantRepository[DiscoverySettings]):
 
     async def current(self) -> DiscoverySettings | None:
         return (await self.session.execute(self.select())).scalar_one_or_none()
+
+
+class GovernanceRepository(TenantRepository[DiscoveryAppGovernance]):
+    model = DiscoveryAppGovernance
+
+    async def of_app(self, app_id: str) -> DiscoveryAppGovernance | None:
+        stmt = self.select().where(DiscoveryAppGovernance.app_id == app_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def all(self) -> list[DiscoveryAppGovernance]:
+        stmt = self.select().order_by(DiscoveryAppGovernance.app_id)
+        return list((await self.session.execute(stmt)).scalars())
 
 
 class AggregateRepository(TenantRepository[DiscoveryAggregate]):

@@ -1,4 +1,4 @@
-"""cloud discovery: reports (streams), uploads with their checkpoint, aggregates, unmatched, settings
+"""cloud discovery: reports, uploads with their checkpoint, aggregates, unmatched, settings, governance
 
 Revision ID: 0005
 Revises: 0004
@@ -130,9 +130,22 @@ def upgrade() -> None:
         _tenant_fk("discovery_settings"),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_discovery_settings")),
     )
+    op.create_table(
+        "discovery_app_governance",
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("app_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=True),
+        sa.Column("tags", JSON, nullable=False),
+        sa.Column("risk_override", sa.Integer(), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("modified_at", UTC, nullable=False),
+        _tenant_fk("discovery_app_governance"),
+        sa.PrimaryKeyConstraint("tenant_id", "app_id", name=op.f("pk_discovery_app_governance")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("discovery_app_governance")
     op.drop_table("discovery_settings")
     op.drop_table("discovery_unmatched")
     op.drop_index("ix_discovery_aggregates_stream_app", table_name="discovery_aggregates")
