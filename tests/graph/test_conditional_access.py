@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.graph.test_users_and_groups import make_group, make_user
 from tests.support.server import TenantHandle, TestServer
 
 BASE = "/v1.0/identity/conditionalAccess"
@@ -362,16 +363,7 @@ def test_changes_are_audited(server: TestServer, admin: TenantHandle) -> None:
 
 def test_templates_are_listed_and_created_in_one_call(admin: TenantHandle) -> None:
     with admin.client() as c:
-        user = c.post(
-            "/v1.0/users",
-            json={
-                "accountEnabled": True,
-                "displayName": "Break glass",
-                "mailNickname": "bg",
-                "userPrincipalName": f"bg@{admin.domain}",
-                "passwordProfile": {"password": "Correct-Horse-9"},
-            },
-        ).json()
+        user = make_user(c, admin.domain, "bg")
         templates = c.get(f"{BASE}/templates").json()["value"]
         one = c.get(f"{BASE}/templates/{templates[0]['id']}")
         created = c.post(f"{BASE}/templates/createPolicies", json={"excludeUsers": [user["id"]]})
@@ -410,34 +402,9 @@ def what_if(c: httpx.Client, user_id: str, **conditions: Any) -> dict[str, Any]:
 
 def test_a_membership_change_decides_the_next_sign_in_at_once(admin: TenantHandle) -> None:
     with admin.client() as c:
-        user = c.post(
-            "/v1.0/users",
-            json={
-                "accountEnabled": True,
-                "displayName": "Mover",
-                "mailNickname": "mover",
-                "userPrincipalName": f"mover@{admin.domain}",
-                "passwordProfile": {"password": "Correct-Horse-9"},
-            },
-        ).json()
-        outer = c.post(
-            "/v1.0/groups",
-            json={
-                "displayName": "Contractors",
-                "mailNickname": "contractors",
-                "mailEnabled": False,
-                "securityEnabled": True,
-            },
-        ).json()
-        inner = c.post(
-            "/v1.0/groups",
-            json={
-                "displayName": "Contractors EU",
-                "mailNickname": "contractorseu",
-                "mailEnabled": False,
-                "securityEnabled": True,
-            },
-        ).json()
+        user = make_user(c, admin.domain, "mover")
+        outer = make_group(c, "Contractors")
+        inner = make_group(c, "Contractors EU")
         c.post(
             f"/v1.0/groups/{outer['id']}/members/$ref",
             json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{inner['id']}"},
@@ -468,16 +435,7 @@ def test_a_membership_change_decides_the_next_sign_in_at_once(admin: TenantHandl
 
 def test_a_policy_change_decides_the_next_sign_in_at_once(admin: TenantHandle) -> None:
     with admin.client() as c:
-        user = c.post(
-            "/v1.0/users",
-            json={
-                "accountEnabled": True,
-                "displayName": "U",
-                "mailNickname": "u",
-                "userPrincipalName": f"u@{admin.domain}",
-                "passwordProfile": {"password": "Correct-Horse-9"},
-            },
-        ).json()
+        user = make_user(c, admin.domain, "u")
         policy = c.post(f"{BASE}/policies", json=mfa_policy()).json()
         first = what_if(c, user["id"])["@trustplane.decision"]
         c.patch(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.graph.test_users_and_groups import make_group, make_user
 from tests.support.server import TenantHandle, TestServer
 
 BASE = "/v1.0/identity/conditionalAccess"
@@ -854,30 +855,10 @@ def directory(server: TestServer) -> Iterator[tuple[TenantHandle, dict[str, str]
     with tenant.client() as c:
 
         def user(alias: str, **extra: Any) -> str:
-            body = {
-                "accountEnabled": True,
-                "displayName": alias,
-                "mailNickname": alias,
-                "userPrincipalName": f"{alias}@{tenant.domain}",
-                "passwordProfile": {"password": "Correct-Horse-9"},
-                **extra,
-            }
-            r = c.post("/v1.0/users", json=body)
-            assert r.status_code == 201, r.text
-            return str(r.json()["id"])
+            return str(make_user(c, tenant.domain, alias, **extra)["id"])
 
         def group(name: str) -> str:
-            r = c.post(
-                "/v1.0/groups",
-                json={
-                    "displayName": name,
-                    "mailNickname": name.replace(" ", ""),
-                    "mailEnabled": False,
-                    "securityEnabled": True,
-                },
-            )
-            assert r.status_code == 201, r.text
-            return str(r.json()["id"])
+            return str(make_group(c, name)["id"])
 
         def add(group_id: str, member_id: str) -> None:
             r = c.post(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustplane.access.device_filter import DeviceFilter, parse_rule
+from trustplane.access.schemas import GUEST_TYPES, MFA_STRENGTH_ID
 
 # Entra prompts unmet grant controls in this order (terms of use and custom controls come last).
 PROMPT_ORDER = (
@@ -24,17 +25,7 @@ PROMPT_ORDER = (
     "riskRemediation",
 )
 _PROMPT_RANK = {name: i for i, name in enumerate(PROMPT_ORDER)}
-ALL_GUEST_TYPES = frozenset(
-    {
-        "internalGuest",
-        "b2bCollaborationGuest",
-        "b2bCollaborationMember",
-        "b2bDirectConnectUser",
-        "otherExternalUser",
-        "serviceProvider",
-    }
-)
-MFA_STRENGTH_ID = "00000000-0000-0000-0000-000000000002"
+ALL_GUEST_TYPES = frozenset(GUEST_TYPES) - {"none", "unknownFutureValue"}
 ALL_APPS = "*"
 
 

@@ -171,6 +171,13 @@ def bad(message: str) -> BadRequest:
     return BadRequest(message, code="Request_BadRequest")
 
 
+def unknown_property(key: str, type_name: str) -> BadRequest:
+    return bad(
+        f"Property '{key}' does not exist on type 'microsoft.graph.{type_name}'. "
+        "Make sure to only use property names that are defined by the type."
+    )
+
+
 def _check_value(type_name: str, key: str, kind: Any, value: Any, path: str) -> Any:
     where = f"{path}.{key}" if path else key
     if value is None:
@@ -228,10 +235,7 @@ def check_complex(type_name: str, value: Any, path: str = "") -> dict[str, Any]:
         if key == "@odata.type":
             continue
         if key not in props:
-            raise bad(
-                f"Property '{key}' does not exist on type 'microsoft.graph.{type_name}'. "
-                "Make sure to only use property names that are defined by the type."
-            )
+            raise unknown_property(key, type_name)
     for key, kind in props.items():
         out[key] = _check_value(type_name, key, kind, value.get(key), path)
     if type_name == "conditionalAccessExternalTenants":
@@ -397,10 +401,7 @@ def _check_top(body: Any, props: T, type_name: str) -> dict[str, Any]:
             continue
         kind = props.get(key)
         if kind is None:
-            raise bad(
-                f"Property '{key}' does not exist on type 'microsoft.graph.{type_name}'. "
-                "Make sure to only use property names that are defined by the type."
-            )
+            raise unknown_property(key, type_name)
         out[key] = _check_value(type_name, key, kind, value, "")
     return out
 
@@ -471,7 +472,7 @@ def _check_range(item: Any, where: str) -> dict[str, Any]:
     for key in item:
         if key not in allowed:
             name = str(odata_type).removeprefix("#microsoft.graph.")
-            raise bad(f"Property '{key}' does not exist on type 'microsoft.graph.{name}'.")
+            raise unknown_property(key, name)
     if shape == "cidr":
         cidr = item.get("cidrAddress")
         try:
@@ -512,10 +513,7 @@ def normalize_named_location(body: dict[str, Any], existing: dict[str, Any] | No
             continue
         kind = props.get(key)
         if kind is None:
-            raise bad(
-                f"Property '{key}' does not exist on type 'microsoft.graph.{kind_name}'. "
-                "Make sure to only use property names that are defined by the type."
-            )
+            raise unknown_property(key, kind_name)
         if kind == "ranges":
             if not isinstance(value, list) or not value:
                 raise bad("'ipRanges' must be a non-empty collection of ipRange objects.")

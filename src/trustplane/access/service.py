@@ -39,6 +39,14 @@ subscribe("access.", AUDIT_JOB)
 _INDEXES: dict[str, PolicyIndex] = {}
 
 
+async def _changed(session: AsyncSession, tenant_id: str, actor: Actor, spec: EventSpec) -> None:
+    """After every policy or named-location change: write it, move the tenant's revision (every process
+    recompiles its index at its next decision) and emit the event (the audit log records it)."""
+    await session.flush()
+    await RevisionRepository(session, tenant_id).bump()
+    await emit(session, tenant_id, actor, spec)
+
+
 def _not_found(kind: str, object_id: str) -> NotFound:
     return NotFound(f"The {kind} '{object_id}' was not found.", code="Request_ResourceNotFound")
 
@@ -115,9 +123,7 @@ async def create_policy(
     policy = ConditionalAccessPolicy(id=new_id(), created_at=utcnow())
     _store(policy, canonical)
     PolicyRepository(session, tenant_id).add(policy)
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
-    await emit(
+    await _changed(
         session,
         tenant_id,
         actor,
@@ -140,20 +146,9 @@ async def update_policy(
     await _check_location_refs(session, tenant_id, canonical)
     _store(policy, canonical)
     policy.modified_at = utcnow()
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
     changed = sorted(k for k in schemas.POLICY_PROPS if before.get(k) != canonical.get(k))
-    await emit(
-        session,
-        tenant_id,
-        actor,
-        EventSpec(
-            "access.policy.updated",
-            "policy",
-            policy.id,
-            {"displayName": policy.display_name, "changed": changed},
-        ),
-    )
+    data = {"displayName": policy.display_name, "changed": changed}
+    await _changed(session, tenant_id, actor, EventSpec("access.policy.updated", "policy", policy.id, data))
     return policy
 
 
@@ -161,9 +156,7 @@ async def delete_policy(session: AsyncSession, tenant_id: str, actor: Actor, pol
     policy = await get_policy(session, tenant_id, policy_id)
     name = policy.display_name
     await PolicyRepository(session, tenant_id).remove(policy)
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
-    await emit(
+    await _changed(
         session,
         tenant_id,
         actor,
@@ -224,9 +217,7 @@ async def create_location(
     location = NamedLocation(id=new_id(), created_at=utcnow())
     _store_location(location, canonical)
     repo.add(location)
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
-    await emit(
+    await _changed(
         session,
         tenant_id,
         actor,
@@ -247,9 +238,7 @@ async def update_location(
     canonical = schemas.normalize_named_location(body, existing=location.body)
     _store_location(location, canonical)
     location.modified_at = utcnow()
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
-    await emit(
+    await _changed(
         session,
         tenant_id,
         actor,
@@ -274,9 +263,7 @@ async def delete_location(session: AsyncSession, tenant_id: str, actor: Actor, l
         )
     name = location.display_name
     await NamedLocationRepository(session, tenant_id).remove(location)
-    await session.flush()
-    await RevisionRepository(session, tenant_id).bump()
-    await emit(
+    await _changed(
         session,
         tenant_id,
         actor,

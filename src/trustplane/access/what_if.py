@@ -69,7 +69,7 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
 def _only(value: dict[str, Any], allowed: set[str], type_name: str) -> None:
     for key in value:
         if key != "@odata.type" and key not in allowed:
-            raise bad(f"Property '{key}' does not exist on type 'microsoft.graph.{type_name}'.")
+            raise schemas.unknown_property(key, type_name)
 
 
 def _string(value: dict[str, Any], key: str) -> str | None:
