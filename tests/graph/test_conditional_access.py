@@ -549,3 +549,16 @@ def test_patch_merges_nested_conditions_as_entras_device_filter_example(admin: T
     assert after["conditions"]["devices"]["deviceFilter"]["rule"] == 'device.extensionAttribute1 -ne "SAW"'
     assert after["conditions"]["users"] == policy["conditions"]["users"]
     assert after["conditions"]["applications"] == policy["conditions"]["applications"]
+
+
+def test_a_policy_cannot_reference_another_tenants_named_location(
+    server: TestServer, admin: TenantHandle
+) -> None:
+    other = server.tenant(*WRITER)
+    with other.client() as c:
+        theirs = c.post(f"{BASE}/namedLocations", json=IP_LOCATION).json()
+    with admin.client() as c:
+        r = c.post(f"{BASE}/policies", json=mfa_policy(locations={"includeLocations": [theirs["id"]]}))
+        fetched = c.get(f"{BASE}/namedLocations/{theirs['id']}")
+    assert r.status_code == 400 and "does not exist" in r.json()["error"]["message"]
+    assert fetched.status_code == 404
