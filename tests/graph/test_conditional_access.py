@@ -562,3 +562,14 @@ def test_a_policy_cannot_reference_another_tenants_named_location(
         fetched = c.get(f"{BASE}/namedLocations/{theirs['id']}")
     assert r.status_code == 400 and "does not exist" in r.json()["error"]["message"]
     assert fetched.status_code == 404
+
+
+def test_a_policy_for_no_one_is_valid_and_never_applies(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "nobody")
+        created = c.post(f"{BASE}/policies", json=mfa_policy(users={"includeUsers": ["None"]}))
+        result = what_if(c, user["id"])
+        empty = c.post(f"{BASE}/policies", json=mfa_policy(users={"includeUsers": []}))
+    assert created.status_code == 201, created.text
+    assert [(v["policyApplies"], v["analysisReasons"]) for v in result["value"]] == [(False, "users")]
+    assert empty.status_code == 400 and "must include someone" in empty.json()["error"]["message"]

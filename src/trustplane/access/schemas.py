@@ -311,8 +311,14 @@ def check_policy_rules(policy: dict[str, Any]) -> None:
         or users["includeGuestsOrExternalUsers"] is not None
     )
     has_clients = clients is not None and bool(clients["includeServicePrincipals"])
-    if not has_users and not has_clients:
-        raise bad("Either 'conditions.users' or 'conditions.clientApplications' must include someone.")
+    names_nobody = users is not None and users["includeUsers"] == [
+        "None"
+    ]  # valid: the policy applies to no one
+    if not has_users and not has_clients and not names_nobody:
+        raise bad(
+            "Either 'conditions.users' or 'conditions.clientApplications' must include someone "
+            "(or 'includeUsers' must be ['None'])."
+        )
     if users is not None:
         _guid_or(users["includeUsers"], SPECIAL_USERS, "includeUsers")
         _guid_or(users["excludeUsers"], ("GuestsOrExternalUsers",), "excludeUsers")
