@@ -29,6 +29,7 @@ from trustplane.core.observability import REGISTRY, ObservabilityMiddleware, con
 from trustplane.discovery import tasks as _discovery_tasks  # noqa: F401  (registers the processing job)
 from trustplane.discovery.api import router as discovery_router
 from trustplane.discovery.errors import McasErrorDialect
+from trustplane.discovery.graph_api import router as discovery_graph_router
 from trustplane.graph.api import router as graph_router
 from trustplane.graph.audit import router as audit_router
 from trustplane.graph.conditional_access import router as conditional_access_router
@@ -155,4 +156,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(conditional_access_router)
     app.include_router(scim_router)
     app.include_router(discovery_router)
+    app.include_router(discovery_graph_router)
     return app

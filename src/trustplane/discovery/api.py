@@ -19,7 +19,7 @@ from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
-from trustplane.discovery import blockscripts, governance, service
+from trustplane.discovery import blockscripts, governance, report, service
 from trustplane.discovery.models import DiscoveryUpload
 
 DISCOVERY_READ_ALL = "CloudApp-Discovery.Read.All"
@@ -288,3 +288,20 @@ async def block_list(
         body = orjson.dumps({"version": etag.strip('"'), "domains": domains})
         return Response(body, media_type="application/json", headers=headers)
     return Response(blockscripts.plain(domains), media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.get(
+    "/v1/discovery/streams/{stream_id}/unmatched/",
+    summary="Destinations no catalogue app claims, with their traffic (largest first)",
+)
+async def unmatched(
+    stream_id: str,
+    period: int = 30,
+    top: int = 100,
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    if not 1 <= top <= 1000:
+        raise BadRequest("top must be from 1 to 1000.")
+    found = await report.unmatched_destinations(session, principal.tenant_id, stream_id, period, top=top)
+    return _json({"data": found, "total": len(found)})
