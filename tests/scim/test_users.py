@@ -293,6 +293,10 @@ def names(response: httpx.Response) -> list[str]:
         ('title eq "Engineer" and active eq true', ["amy"]),
         ('title eq "Manager" or userName eq "dan@example.com"', ["bob", "dan"]),
         ('not (title eq "Engineer")', ["bob", "dan"]),
+        (
+            'title eq "Manager" or title eq "Engineer" and active eq false',
+            ["bob", "cat"],
+        ),  # and binds tighter
         ('(title eq "Engineer" or title eq "Manager") and not (active eq false)', ["amy", "bob"]),
         ('emails[type eq "work"].value eq "cat@mail.test"', ["cat"]),
         ('emails[type eq "work" and value co "amy"]', ["amy"]),
@@ -374,11 +378,14 @@ def test_post_search_takes_the_query_in_the_body(people_scim: httpx.Client) -> N
     assert [r["userName"] for r in response.json()["Resources"]] == ["amy@example.com", "cat@example.com"]
 
 
-def test_root_search_spans_users_and_groups(people_scim: httpx.Client) -> None:
-    scim = people_scim
+def test_root_search_spans_users_and_groups(scim: httpx.Client) -> None:
+    create_user(scim, "amy@example.com", displayName="Amy Lee")
     scim.post(
         "/Groups",
         json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Amy fans"},
+    )
+    scim.post(
+        "/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Others"}
     )
     response = scim.post(
         "/.search",
@@ -387,8 +394,9 @@ def test_root_search_spans_users_and_groups(people_scim: httpx.Client) -> None:
             "filter": 'displayName sw "Amy"',
         },
     )
-    kinds = sorted(r["meta"]["resourceType"] for r in response.json()["Resources"])
-    assert kinds == ["Group", "User"]
+    body = response.json()
+    assert sorted(r["meta"]["resourceType"] for r in body["Resources"]) == ["Group", "User"]
+    assert body["totalResults"] == 2
 
 
 # ---------------------------------------------------------------- events and audit

@@ -16,6 +16,7 @@ from trustplane.directory.models import DirectoryValue, Group, Membership, User
 from trustplane.directory.service import UPN_RE
 from trustplane.scim.errors import invalid_filter, invalid_value
 from trustplane.scim.filter import AttrPath, Field, Multi, Node, Scalar, to_sql
+from trustplane.scim.resources import ABSENT
 from trustplane.scim.schemas import ENTERPRISE_SCHEMA, GROUP_TYPE, USER_TYPE, ResourceType
 
 SCIM_VALUE_PREFIX = "scim."
@@ -25,12 +26,19 @@ def _json(column: Any, *keys: str) -> Any:
     return column[keys if len(keys) > 1 else keys[0]].as_string()
 
 
+def _unless_absent(column: Any, name: str) -> Any:
+    """A column the directory cannot leave empty, as SCIM sees it: NULL when the client removed it
+    (resources.ABSENT)."""
+    removed = _json(User.scim_attributes, ABSENT, name).isnot(None)
+    return case((removed, None), else_=column)
+
+
 def _user_name_eq(value: str) -> ColumnElement[bool]:
     """userName eq, in the form the unique indexes serve: a UPN-shaped userName is the UPN itself (such users
     have no separate user_name), any other is the user_name column."""
     if UPN_RE.match(value):
         return and_(func.lower(User.user_principal_name) == value.lower(), User.user_name.is_(None))
-    return func.lower(User.user_name) == value.lower()
+    return and_(User.user_name.isnot(None), func.lower(User.user_name) == value.lower())  # two-valued
 
 
 def _values_multi(owner_id: Any, tenant_id: Any, attr: str) -> Multi:
@@ -50,7 +58,7 @@ def _values_multi(owner_id: Any, tenant_id: Any, attr: str) -> Multi:
         exists_where,
         {
             "value": Scalar(dv.value),
-            "type": Scalar(func.substr(dv.attr, type_start)),
+            "type": Scalar(func.nullif(func.substr(dv.attr, type_start), "")),
             "primary": Scalar(func.substr(dv.attr, len(prefix) + 1, 1) == "1", "boolean"),
         },
     )
@@ -83,11 +91,11 @@ def user_fields() -> dict[str, Field]:
     fields: dict[str, Field] = {
         **_common(User),
         "username": Scalar(func.coalesce(User.user_name, User.user_principal_name), eq=_user_name_eq),
-        "displayname": Scalar(User.display_name),
+        "displayname": Scalar(_unless_absent(User.display_name, "displayName")),
         "name.givenname": Scalar(User.given_name),
         "name.familyname": Scalar(User.surname),
         "title": Scalar(User.job_title),
-        "active": Scalar(User.account_enabled, "boolean"),
+        "active": Scalar(_unless_absent(User.account_enabled, "active"), "boolean"),
         "emails": _values_multi(User.id, User.tenant_id, "emails"),
         "phonenumbers": _values_multi(User.id, User.tenant_id, "phoneNumbers"),
         "groups": _membership_multi(

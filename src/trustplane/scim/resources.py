@@ -316,7 +316,7 @@ def user_values(
     if enterprise:
         extra["enterprise"] = enterprise
     if absent:
-        extra[ABSENT] = absent
+        extra[ABSENT] = {name: True for name in absent}  # a dict, so filters can test a key in SQL
     values["scim_attributes"] = extra
     if creating:
         values["mail_nickname"] = _nickname(user_name)
@@ -373,10 +373,7 @@ def render_user(user: User, base: str, groups: list[tuple[str, str]] | None) -> 
 
 def group_document(group: Group) -> dict[str, Any]:
     extra: dict[str, Any] = dict(group.scim_attributes or {})
-    absent = set(extra.pop(ABSENT, []))
-    doc: dict[str, Any] = {}
-    if "displayName" not in absent:
-        doc["displayName"] = group.display_name
+    doc: dict[str, Any] = {"displayName": group.display_name}
     if group.external_id is not None:
         doc["externalId"] = group.external_id
     doc.update(extra)
@@ -386,15 +383,10 @@ def group_document(group: Group) -> dict[str, Any]:
 def group_values(doc: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     doc = {k: v for k, v in doc.items() if k != "members"}
     display_name = doc.pop("displayName", None)
-    if creating and not display_name:
+    if not display_name:
         raise invalid_value("'displayName' is required.")
-    values: dict[str, Any] = {"external_id": doc.pop("externalId", None)}
-    extra: dict[str, Any] = dict(doc)
-    if display_name is None:
-        extra[ABSENT] = ["displayName"]
-    else:
-        values["display_name"] = display_name
-    values["scim_attributes"] = extra
+    values: dict[str, Any] = {"external_id": doc.pop("externalId", None), "display_name": display_name}
+    values["scim_attributes"] = dict(doc)
     if creating:
         nickname = re.sub(r"[^A-Za-z0-9._-]", "", str(display_name))[:64]
         values.update(mail_nickname=nickname or "group", mail_enabled=False, security_enabled=True)
