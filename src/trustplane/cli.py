@@ -29,6 +29,7 @@ from trustplane.core.events import Actor
 from trustplane.core.migrate import upgrade
 from trustplane.directory.models import Tenant
 from trustplane.directory.repository import TenantLookup
+from trustplane.discovery.cli import discovery_cli
 from trustplane.settings import Settings
 
 app = typer.Typer(help="TrustPlane: a self-hosted Zero Trust control plane.", no_args_is_help=True)
@@ -40,6 +41,7 @@ app.add_typer(apps_cli, name="apps")
 app.add_typer(tokens_cli, name="tokens")
 app.add_typer(tenants_cli, name="tenants")
 app.add_typer(keys_cli, name="keys")
+app.add_typer(discovery_cli, name="discovery")
 
 console = Console(stderr=True)
 CLI_ACTOR = Actor(type="cli", id="cli", name="trustplane CLI")
