@@ -1,0 +1,335 @@
+"""Cloud discovery throughput: end-to-end lines/s and MB/s per log format (parse + catalogue match +
+aggregation per app, user, IP and day: ``discovery.processing.process_slice``, the work of a processing job
+minus its database writes), on generated files, beside two yardsticks measured in the same run:
+
+* ``wc -l`` on the same file: the read floor (a C loop that only counts newlines);
+* ``pycef`` (PyPI) parsing the same CEF file line by line (a peer Python CEF parser), on the first
+  ``--pycef-lines`` lines.
+
+Each format runs in its own child process, so its peak RSS is its own; running two sizes (``--lines`` and a
+tenth of it) shows whether memory stays flat as files grow.
+
+    python benchmarks/bench_discovery.py [--quick] [--lines 5000000] [--formats squid,cef,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HOSTS = [
+    "www.dropbox.com", "content.dropboxapi.com", "app.slack.com", "files.slack.com", "mega.nz", "github.com",
+    "raw.githubusercontent.com", "drive.google.com", "docs.google.com", "zoom.us", "us02web.zoom.us",
+    "wetransfer.com", "chatgpt.com", "claude.ai", "www.salesforce.com", "outlook.live.com",
+    "acme.sharepoint.com", "news.example-portal.net", "cdn.unlisted-share.net", "api.internal-tools.org",
+]  # fmt: skip
+SOURCES = {
+    "squid": "SQUID",
+    "cef": "GENERIC_CEF",
+    "leef": "GENERIC_LEEF",
+    "w3c": "BLUECOAT",
+    "zscaler": "ZSCALER",
+    "paloalto": "PALO_ALTO",
+    "fortigate": "FORTIGATE",
+    "cisco_asa": "CISCO_ASA",
+}
+START = 1793610000  # 2026-11-02T09:00:00Z
+
+
+def _pick(rng: random.Random, i: int) -> tuple[int, str, str, str, int, int, bool, str]:
+    ts = START + i // 20
+    user = f"user{rng.randrange(2000)}"
+    ip = f"10.{rng.randrange(4)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    host = HOSTS[rng.randrange(len(HOSTS))]
+    up, down = rng.randrange(100, 50_000), rng.randrange(100, 500_000)
+    blocked = rng.random() < 0.05
+    dst = f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return ts, user, ip, host, up, down, blocked, dst
+
+
+def _stamp(ts: int, fmt: str) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime(fmt)
+
+
+def squid(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, _up, down, blocked, dst = _pick(rng, i)
+    code = "TCP_DENIED/403" if blocked else "TCP_MISS/200"
+    if i % 3:
+        return (
+            f"{ts}.{i % 1000:03d} {rng.randrange(1, 99999):6d} {ip} {code} {down} GET"
+            f" https://{host}/p/{i % 977} {user} HIER_DIRECT/{dst} text/html"
+        )
+    return (
+        f"{ts}.{i % 1000:03d} {rng.randrange(1, 99999):6d} {ip} {code} {down} CONNECT {host}:443 {user}"
+        f" HIER_DIRECT/{dst} -"
+    )
+
+
+ESCAPED = "a\\=1&b\\=2"  # one line in a hundred carries CEF escapes
+
+
+def cef(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, dst = _pick(rng, i)
+    return (
+        f"<134>Nov  2 09:00:00 gw01 CEF:0|Acme|WebGate|4.2|100|Web request|3|rt={ts}000 src={ip}"
+        f" suser={user} "
+        f"dhost={host} request=https://{host}/q?{ESCAPED if i % 100 == 0 else 'a'} out={up} in={down}"
+        f" act={'blocked' if blocked else 'allowed'} "
+        f"dst={dst} msg=request seen by the gateway"
+    )
+
+
+def leef(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, dst = _pick(rng, i)
+    return (
+        f"LEEF:2.0|Acme|WebGate|4.2|req|^|devTime={ts}000^src={ip}^usrName={user}^dhost={host}^"
+        f"srcBytes={up}^dstBytes={down}^action={'blocked' if blocked else 'allowed'}^dst={dst}"
+    )
+
+
+W3C_FIELDS = (
+    "#Fields: date time time-taken c-ip cs-username sc-filter-result cs-categories sc-status"
+    " s-action cs-method cs-uri-scheme cs-host cs-uri-port cs-uri-path cs-uri-query cs(User-Agent) s-ip "
+    "sc-bytes cs-bytes"
+)
+
+
+def w3c(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, _dst = _pick(rng, i)
+    result, action = ("DENIED", "TCP_DENIED") if blocked else ("OBSERVED", "TCP_NC_MISS")
+    line = (
+        f'{_stamp(ts, "%Y-%m-%d %H:%M:%S")} {rng.randrange(1, 9999)} {ip} {user} {result} "Cloud'
+        f' Storage" 200 '
+        f'{action} GET https {host} 443 /p/{i % 977} - "Mozilla/5.0 (X11; Linux x86_64)" 192.0.2.1'
+        f" {down} {up}"
+    )
+    return (W3C_FIELDS + "\n" + line) if i % 100_000 == 0 else line
+
+
+def zscaler(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, dst = _pick(rng, i)
+    action = "Blocked" if blocked else "Allowed"
+    if i % 2:
+        return (
+            f'{{"sourcetype":"zscalernss-web","event":{{"time":"{_stamp(ts, "%a %b %d %H:%M:%S %Y")}",'
+            f'"login":"{user}",'
+            f'"eurl":"{host}/p","action":"{action}","reqsize":"{up}","respsize":"{down}","cip":"{ip}",'
+            f'"sip":"{dst}"}}}}'
+        )
+    return (
+        f'"{_stamp(ts, "%a %b %d %H:%M:%S %Y")}","{user}","HTTPS","{host}/p","{action}","App","Class",'
+        f'"{up}","{down}",'
+        f'"0","0","Productivity","Cloud","File","None","None","0","None","None","gw","Eng","{ip}","{dst}",'
+        f'"GET","200",'
+        '"Mozilla/5.0","None"'
+    )
+
+
+def paloalto(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, dst = _pick(rng, i)
+    t = _stamp(ts, "%Y/%m/%d %H:%M:%S")
+    action = "deny" if blocked else "allow"
+    if i % 4 == 0:
+        return (
+            f"Nov  2 09:00:00 PA-3220 1,{t},0132,THREAT,url,2560,{t},{ip},{dst},203.0.113.5,{dst},allow-web,"
+            f"corp\\{user},,ssl,vsys1,trust,untrust,e1,e2,fwd,{t},1,1,51001,443,0,0,0x0,tcp,"
+            f'{"block-url" if blocked else "alert"},"{host}/p,q?x=1",(9999),online-storage,informational,'
+            f"client-to-server"
+        )
+    return (
+        f"1,{t},0132,TRAFFIC,end,2560,{t},{ip},{dst},203.0.113.5,{dst},allow-web,corp\\{user},,web,vsys1,"
+        f"trust,"
+        f"untrust,e1,e2,fwd,{t},5001,1,51000,443,41000,443,0x400053,tcp,{action},{up + down},{up},{down},"
+        f"20,{t},1,"
+        "online-storage,0,1,0x0,10.0.0.0-10.255.255.255,United States,0,10,10,tcp-fin"
+    )
+
+
+def fortigate(rng: random.Random, i: int) -> str:
+    ts, user, ip, host, up, down, blocked, dst = _pick(rng, i)
+    return (
+        f"<189>Nov  2 09:00:00 fw01 date={_stamp(ts, '%Y-%m-%d')} time={_stamp(ts, '%H:%M:%S')}"
+        f' devname="FGT60F" '
+        f'logid="0000000013" type="traffic" subtype="forward" level="notice" srcip={ip}'
+        f' srcport=51000 user="{user}" '
+        f'dstip={dst} dstport=443 hostname="{host}" action="{"deny" if blocked else "accept"}"'
+        f' service="HTTPS" '
+        f'sentbyte={up} rcvdbyte={down} app="Web Browsing" msg="traffic allowed by policy"'
+    )
+
+
+def cisco_asa(rng: random.Random, i: int) -> str:
+    ts, user, ip, _host, up, down, blocked, dst = _pick(rng, i)
+    t = _stamp(ts, "%b %d %Y %H:%M:%S")
+    if blocked:
+        return (
+            f"{t}: %ASA-4-106023: Deny tcp src inside:{ip}/51003 dst outside:{dst}/443 by access-group"
+            f' "in" [0x0, 0x0]'
+        )
+    if i % 2:
+        return (
+            f"{t}: %ASA-6-302013: Built outbound TCP connection {i} for outside:{dst}/443 ({dst}/443)"
+            f" to inside:{ip}/51000 (203.0.113.5/41000)"
+        )
+    return (
+        f"{t}: %ASA-6-302014: Teardown TCP connection {i} for outside:{dst}/443 to"
+        f" inside:{ip}/51000(LOCAL\\{user}) duration 0:00:01 bytes {up + down} TCP FINs"
+    )
+
+
+GENERATORS: dict[str, Callable[[random.Random, int], str]] = {
+    "squid": squid,
+    "cef": cef,
+    "leef": leef,
+    "w3c": w3c,
+    "zscaler": zscaler,
+    "paloalto": paloalto,
+    "fortigate": fortigate,
+    "cisco_asa": cisco_asa,
+}
+
+
+def generate(fmt: str, lines: int, directory: Path) -> Path:
+    path = directory / f"{fmt}-{lines}.log"
+    if path.exists():
+        return path
+    rng = random.Random(f"{fmt}-{lines}")
+    gen = GENERATORS[fmt]
+    partial = path.with_suffix(".part")
+    with partial.open("w") as out:
+        batch: list[str] = []
+        for i in range(lines):
+            batch.append(gen(rng, i))
+            if len(batch) == 10_000:
+                out.write("\n".join(batch) + "\n")
+                batch = []
+        if batch:
+            out.write("\n".join(batch) + "\n")
+    partial.rename(path)
+    return path
+
+
+def wc_seconds(path: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(["wc", "-l", str(path)], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _process(path: str, source: str, queue: Any) -> None:
+    from trustplane.discovery.catalog import shipped_catalog
+    from trustplane.discovery.parsers import ParseStats, parser_for
+    from trustplane.discovery.processing import process_slice
+
+    catalog = shipped_catalog()
+    parser = parser_for(source)
+    stats = ParseStats()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    result = process_slice(
+        Path(path), parser, stats, catalog, start_offset=0, max_lines=1 << 62, max_seconds=1e9
+    )
+    elapsed = time.perf_counter() - start
+    queue.put(
+        {
+            "seconds": elapsed,
+            "lines": stats.lines_read,
+            "parsed": stats.parsed,
+            "rejected": stats.rejected,
+            "app_rows": result.apps.height,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mb": rss_before / 1024,
+        }
+    )
+
+
+def process(path: Path, source: str) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_process, args=(str(path), source, queue))
+    child.start()
+    result: dict[str, Any] = queue.get()
+    child.join()
+    return result
+
+
+def pycef_rate(path: Path, limit: int) -> tuple[float, int]:
+    import pycef
+
+    parsed = 0
+    with path.open() as f:
+        lines = [line for _, line in zip(range(limit), f, strict=False)]
+    start = time.perf_counter()
+    for line in lines:
+        try:
+            pycef.parse(line)
+            parsed += 1
+        except Exception:  # noqa: S112  (pycef raises on an escaped pipe in the header; counted, not fatal)
+            continue
+    return len(lines) / (time.perf_counter() - start), parsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=5_000_000, help="lines per generated file")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (100k lines)")
+    parser.add_argument("--formats", default=",".join(GENERATORS), help="comma-separated formats")
+    parser.add_argument("--pycef-lines", type=int, default=500_000, help="lines pycef parses (it is slow)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to keep generated files (default: temp)"
+    )
+    parser.add_argument(
+        "--no-small", action="store_true", help="skip the 1/10-size run (memory growth check)"
+    )
+    args = parser.parse_args()
+    lines = 100_000 if args.quick else args.lines
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="bench_discovery_"))
+    directory.mkdir(parents=True, exist_ok=True)
+    formats = [f for f in args.formats.split(",") if f]
+    print(f"# cloud discovery, {lines:,} lines per file, load average {os.getloadavg()[0]:.2f}, {directory}")
+    print(f"{'format':<10} {'MB':>8} {'lines/s':>11} {'MB/s':>7} {'wc -l MB/s':>11} {'x floor':>8} "
+          f"{'rejected':>9} {'RSS MB':>7} {'RSS MB @1/10':>13}")  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    for fmt in formats:
+        path = generate(fmt, lines, directory)
+        size_mb = path.stat().st_size / 1e6
+        wc = min(wc_seconds(path) for _ in range(3))
+        run = process(path, SOURCES[fmt])
+        small_rss = "-"
+        if not args.no_small and lines >= 100_000:
+            small = process(generate(fmt, lines // 10, directory), SOURCES[fmt])
+            small_rss = f"{small['rss_mb']:.0f}"
+        rate = run["lines"] / run["seconds"]
+        mbps = size_mb / run["seconds"]
+        results[fmt] = {**run, "rate": rate, "mbps": mbps}
+        print(
+            f"{fmt:<10} {size_mb:>8.0f} {rate:>11,.0f} {mbps:>7.1f} {size_mb / wc:>11.0f} "
+            f"{(size_mb / wc) / mbps:>7.0f}x {run['rejected']:>9,} {run['rss_mb']:>7.0f} {small_rss:>13}"
+        )
+    if "cef" in results:
+        path = generate("cef", lines, directory)
+        rate, parsed = pycef_rate(path, min(lines, args.pycef_lines))
+        ours = results["cef"]["rate"]
+        print(
+            f"pycef: {rate:,.0f} lines/s parsing only ({parsed:,} of {min(lines, args.pycef_lines):,} lines "
+            "parsed without an exception)\n"
+            f"TrustPlane CEF end to end {ours:,.0f} lines/s = {ours / rate:.1f}x pycef"
+        )
+    if args.dir is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
