@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustplane.auth.deps import DbSession, base_url, requires
+from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import SCIM_READWRITE_ALL, Principal
 from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.events import Actor
@@ -140,7 +140,7 @@ async def _search_body(request: Request) -> SearchParams:
 
 @router.post("/.search", summary="Search users and groups")
 async def search_root(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     params = await _search_body(request)
     return await _search(request, session, principal, [USER_TYPE, GROUP_TYPE], params)
@@ -148,21 +148,21 @@ async def search_root(
 
 @router.post("/Users/.search", summary="Search users")
 async def search_users(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     return await _search(request, session, principal, [USER_TYPE], await _search_body(request))
 
 
 @router.post("/Groups/.search", summary="Search groups")
 async def search_groups(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     return await _search(request, session, principal, [GROUP_TYPE], await _search_body(request))
 
 
 @router.get("/Users", summary="List users (filter, sortBy, startIndex, count, attributes)")
 async def list_users(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     params = SearchParams.from_values(dict(request.query_params))
     return await _search(request, session, principal, [USER_TYPE], params)
@@ -170,7 +170,7 @@ async def list_users(
 
 @router.get("/Groups", summary="List groups (filter, sortBy, startIndex, count, attributes)")
 async def list_groups(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     params = SearchParams.from_values(dict(request.query_params))
     return await _search(request, session, principal, [GROUP_TYPE], params)
@@ -201,14 +201,14 @@ async def _get_one(
 
 @router.get("/Users/{user_id}", summary="Get a user")
 async def get_user(
-    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    user_id: str, request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     return await _get_one(request, session, principal, user_id, USER_TYPE)
 
 
 @router.get("/Groups/{group_id}", summary="Get a group")
 async def get_group(
-    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    group_id: str, request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
 ) -> Response:
     return await _get_one(request, session, principal, group_id, GROUP_TYPE)
 
