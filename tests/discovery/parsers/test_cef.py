@@ -1,7 +1,11 @@
-from trustplane.discovery.parsers import BLOCKED, Rejection, TrafficRecord
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustplane.discovery.parsers import BLOCKED, LogParser, Rejection, TrafficRecord
 from trustplane.discovery.parsers.cef import CefParser, parse_extension, split_header
 
-from .helpers import parse_fixture
+from .helpers import FIXTURES, mutated_line, parse_fixture
 
 
 def _parse(line: str) -> TrafficRecord:
@@ -79,3 +83,33 @@ def test_fixture_parses_five_records() -> None:
     records, stats = parse_fixture(CefParser(), "cef.log")
     assert len(records) == 5 and stats.rejected == 1
     assert (records[1].bytes_up, records[1].bytes_down) == (50000, 300)
+
+
+def _rows(frame: pl.DataFrame) -> list[tuple[object, ...]]:
+    return sorted(frame.with_columns(pl.col("time").dt.truncate("1ms")).rows(), key=repr)
+
+
+def _same_as_per_line(lines: list[str]) -> None:
+    frame, rejections = CefParser().parse_frame(lines)
+    expected_frame, expected_rejections = LogParser.parse_frame(CefParser(), lines)
+    assert _rows(frame) == _rows(expected_frame)
+    assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)
+
+
+def test_vectorised_frame_equals_the_per_line_records_on_the_fixture() -> None:
+    _same_as_per_line((FIXTURES / "cef.log").read_text().splitlines())
+
+
+SEEDS = [
+    *(FIXTURES / "cef.log").read_text().splitlines(),
+    "CEF:0|A|B|1|2|N|3|rt=1793610001123456 src= c6a2=2001:db8::1 duser=Bob dhost=None "
+    "request=x.example.org/p "
+    'out= 12  in="7" outcome=Denied',
+    "CEF:0|A|B|1|2|N|3|rt=1793610001 dst=198.51.100.1 suser=- act=  DROP  dhost=A.Example.ORG. msg=a=b",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(mutated_line(SEEDS), min_size=1, max_size=20))
+def test_vectorised_frame_equals_the_per_line_records_on_fuzzed_lines(lines: list[str]) -> None:
+    _same_as_per_line(lines)

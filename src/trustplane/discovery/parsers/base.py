@@ -309,7 +309,7 @@ def strip_syslog_prefix(line: str) -> str:
 _URL_HOST = re.compile(
     r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?(?:[^/?#\[]*@)?(?:\[([^\]/?#]*)\]?|([^:/?#\[\]@]*))"
 )
-HOST_PATTERN = r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?(?:[^/?#\[]*@)?([^:/?#\[\]@]+)"
+HOST_PATTERN = r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://)?(?:[^/?#\[]*@)?([^:/?#\[\]@]*)"
 
 
 def host_of(url: str) -> str | None:
