@@ -163,3 +163,17 @@ def test_group_changes_emit_member_events(server: TestServer, tenant: TenantHand
         "directory.group.member_added",
         "directory.group.member_removed",
     ]
+
+
+def test_member_patch_with_a_stale_if_match_is_412_and_changes_nothing(scim: httpx.Client) -> None:
+    user = create_user(scim, "late@example.com")
+    group = create_group(scim, "Guarded")
+    patch(scim, f"/Groups/{group['id']}", {"op": "replace", "path": "displayName", "value": "Guarded 2"})
+    response = patch(
+        scim,
+        f"/Groups/{group['id']}",
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]},
+        **{"If-Match": group["meta"]["version"]},
+    )
+    assert_scim_error(response, 412)
+    assert member_ids(scim, group["id"]) == []

@@ -332,6 +332,25 @@ def test_bad_filter_is_400_invalid_filter(scim: httpx.Client, expression: str) -
     assert_scim_error(scim.get("/Users", params={"filter": expression}), 400, "invalidFilter")
 
 
+def test_a_filter_with_too_many_comparisons_is_too_many(scim: httpx.Client) -> None:
+    expression = " or ".join(f'userName eq "u{i}@example.com"' for i in range(101))
+    response = scim.post(
+        "/Users/.search",
+        json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": expression},
+    )
+    assert_scim_error(response, 400, "tooMany")
+
+
+def test_password_is_write_only_and_checked(server: TestServer, tenant: TenantHandle) -> None:
+    with scim_client(tenant) as scim:
+        user = create_user(scim, "pw@example.com", password="Correct-Horse-42")
+        assert "password" not in user
+        short = patch(scim, f"/Users/{user['id']}", {"op": "replace", "path": "password", "value": "short"})
+        assert_scim_error(short, 400, "invalidValue")
+    stored = server.scalar("SELECT password_hash FROM users WHERE id = :i", i=user["id"])
+    assert stored and stored.startswith("$argon2id$")
+
+
 def test_sort_and_paging(people_scim: httpx.Client) -> None:
     scim = people_scim
     first = scim.get("/Users", params={"sortBy": "userName", "sortOrder": "descending", "count": 2}).json()

@@ -19,6 +19,7 @@ from trustplane.scim.errors import ScimError, invalid_filter, invalid_path
 COMPARE_OPS = ("eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le")
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 50
+MAX_CLAUSES = 100  # comparisons in one filter: more is SCIM's tooMany
 
 Value = Union[str, int, float, bool, None]  # noqa: UP007  (a runtime alias)
 
@@ -255,10 +256,23 @@ class _Parser:
         raise self.error(f"Expected a value at position {tok.pos}, found {found!r}.")
 
 
+def _clauses(node: Node) -> int:
+    if isinstance(node, (And, Or)):
+        return _clauses(node.left) + _clauses(node.right)
+    if isinstance(node, (Not, ValueFilter)):
+        return _clauses(node.inner)
+    return 1
+
+
 def parse_filter(text: str) -> Node:
     if not text.strip():
         raise invalid_filter("The filter is empty.")
-    return _Parser(text, invalid_filter).parse()
+    node = _Parser(text, invalid_filter).parse()
+    if _clauses(node) > MAX_CLAUSES:
+        raise ScimError(
+            400, "tooMany", f"The filter has more than {MAX_CLAUSES} comparisons; narrow it down."
+        )
+    return node
 
 
 @dataclass(frozen=True)
