@@ -70,10 +70,17 @@ class KeyStore:
             self._by_kid[row.kid] = entry
         return entry[1]
 
-    async def key_for_kid(self, session: AsyncSession, kid: str) -> tuple[str, RSAKey] | None:
+    def fresh_key(self, kid: str) -> tuple[str, RSAKey] | None:
+        """``key_for_kid`` without the database: the key if its row was checked within the cache period."""
         entry = self._by_kid.get(kid)
         checked = self._kid_checked.get(kid)
         if entry is not None and checked is not None and time.monotonic() - checked < _ACTIVE_TTL_SECONDS:
+            return entry
+        return None
+
+    async def key_for_kid(self, session: AsyncSession, kid: str) -> tuple[str, RSAKey] | None:
+        entry = self.fresh_key(kid)
+        if entry is not None:
             return entry
         row = await session.get(SigningKey, kid)
         if row is None or (row.retired_at is not None and row.retired_at + self.token_lifetime < utcnow()):

@@ -188,14 +188,14 @@ class Database:
             if session.in_transaction():
                 await _close_to_completion(session)
 
-    async def fetch_record(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
-        """The first row of a read-only SELECT as an immutable record (every column by name), outside any
-        transaction. On PostgreSQL it runs straight on the driver, on a connection of the pool, with the
+    async def fetch_records(self, stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
+        """The rows of a read-only SELECT as immutable records (named tuples: every column by name), outside
+        any transaction. On PostgreSQL it runs straight on the driver, on a connection of the pool, with the
         columns' own result processors: SQLAlchemy's connection, cursor and result layers cost ~200 us of
         CPU per read on top of ~100 us for asyncpg and the pool (docs/benchmarks.md)."""
         if self.dialect != "postgresql":
             async with self.read_only_engine.connect() as conn:
-                return (await conn.execute(stmt, params)).first()
+                return list((await conn.execute(stmt, params)).all())
         prepared = self._prepared.get(stmt)
         if prepared is None:
             prepared = self._prepared[stmt] = _prepare(stmt, self.engine.dialect)
@@ -206,20 +206,26 @@ class Database:
         pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
         driver: Any = pooled.driver_connection  # asyncpg's Connection
         try:
-            row = await driver.fetchrow(prepared.sql, *args)
+            rows = await driver.fetch(prepared.sql, *args)
         except BaseException:
             # Interrupted or failed mid-statement: the connection's state is unknown, so it is not reused.
             await greenlet_spawn(_discard, pooled)
             raise
         await greenlet_spawn(pooled.close)
-        if row is None:
-            return None
-        return prepared.record(
-            *(
-                value if proc is None else proc(value)
-                for value, proc in zip(row, prepared.processors, strict=True)
+        processors = prepared.processors
+        if not any(processors):
+            return [prepared.record(*row) for row in rows]
+        return [
+            prepared.record(
+                *(value if proc is None else proc(value) for value, proc in zip(row, processors, strict=True))
             )
-        )
+            for row in rows
+        ]
+
+    async def fetch_record(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
+        """The first row of ``fetch_records`` (the statement should select at most one)."""
+        rows = await self.fetch_records(stmt, params)
+        return rows[0] if rows else None
 
     def start(self) -> None:
         """Turn the row caches on (they follow changes from every process once the listener connects)."""

@@ -51,6 +51,18 @@ class ObservabilityMiddleware:
         self.app = app
         self.access_log = access_log
         self.log = structlog.get_logger("trustplane.http")
+        # The metric series of each (method, route, status): ``labels()`` takes a lock and builds the
+        # series key on every call (~5 us per request for the two).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _series_of(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        key = (method, template, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (REQUESTS.labels(method, template, str(status)), LATENCY.labels(method, template))
+            if len(self._series) < 10_000:  # methods and statuses are few, templates fixed: bounded anyway
+                self._series[key] = series
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,8 +87,9 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(elapsed)
+            count, latency = self._series_of(scope["method"], template, status)
+            count.inc()
+            latency.observe(elapsed)
             if self.access_log:
                 self.log.info(
                     "request",

@@ -97,6 +97,13 @@ class TenantRepository(Generic[M]):
             return await database.fetch_record(stmt, params)
         return (await self.session.execute(stmt, params)).first()
 
+    async def fetch_scalars(self, stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
+        """The first column of every row of a tenant-scoped Core statement, read as ``fetch_record`` reads."""
+        database = self.session.info.get(READ_ONLY)
+        if database is not None:
+            return [row[0] for row in await database.fetch_records(stmt, params)]
+        return list((await self.session.execute(stmt, params)).scalars())
+
     def add(self, obj: M) -> M:
         obj.tenant_id = self.tenant_id
         self.session.add(obj)

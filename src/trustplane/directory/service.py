@@ -458,7 +458,8 @@ async def member_group_ids(
 ) -> list[str]:
     """getMemberGroups: every group the object belongs to, transitively."""
     params = {"tenant_id": tenant_id, "object_id": object_id}
-    ancestors = list((await session.execute(_ancestor_ids(), params)).scalars())
+    # Through the repository: in a read-only request it runs outside the ORM session (fetch_scalars).
+    ancestors = await MembershipRepository(session, tenant_id).fetch_scalars(_ancestor_ids(), params)
     if not security_enabled_only or not ancestors:
         # Every ancestor id is a group of this tenant (edges are tenant-scoped and memberships.group_id
         # references groups.id), so no join with groups is needed. With one, PostgreSQL, which cannot
