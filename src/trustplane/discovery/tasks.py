@@ -4,16 +4,22 @@ next claim of the job redoes from the last checkpoint."""
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.jobs import handler
 from trustplane.core.models import Job
-from trustplane.discovery.service import PROCESS_JOB, process_next_slice
+from trustplane.discovery.service import PROCESS_JOB, SLICE_LINES, process_next_slice
+
+# Lines per slice (one transaction each); smaller slices checkpoint more often.
+SLICE_LINES_ENV = "TRUSTPLANE_DISCOVERY_SLICE_LINES"
 
 
 @handler(PROCESS_JOB)
 async def process_upload(session: AsyncSession, job: Job) -> None:
     upload_id = str(job.payload.get("upload_id", ""))
-    finished = await process_next_slice(session, job.tenant_id, upload_id)
+    max_lines = int(os.environ.get(SLICE_LINES_ENV, SLICE_LINES))
+    finished = await process_next_slice(session, job.tenant_id, upload_id, max_lines=max_lines)
     if not finished:
         session.add(Job(tenant_id=job.tenant_id, kind=PROCESS_JOB, payload={"upload_id": upload_id}))
