@@ -5,5 +5,13 @@ from trustplane.auth import models as auth_models
 from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
 from trustplane.discovery import models as discovery_models
+from trustplane.protection import models as protection_models
 
-__all__ = ["access_models", "auth_models", "core_models", "directory_models", "discovery_models"]
+__all__ = [
+    "access_models",
+    "auth_models",
+    "core_models",
+    "directory_models",
+    "discovery_models",
+    "protection_models",
+]

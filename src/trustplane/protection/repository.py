@@ -1,0 +1,163 @@
+"""Every identity protection query, tenant-scoped through ``TenantRepository``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.core.repository import TenantRepository
+from trustplane.protection.models import (
+    FeatureCount,
+    LeakedCredential,
+    RiskDetection,
+    RiskyUser,
+    RiskyUserHistory,
+    SignIn,
+    ThreatIntelAddress,
+)
+
+ACTIVE_STATES = ("atRisk", "confirmedCompromised")
+
+
+def _insert(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+class SignInRepository(TenantRepository[SignIn]):
+    model = SignIn
+
+    async def by_event(self, source: str, external_ids: Sequence[str]) -> dict[str, SignIn]:
+        if not external_ids:
+            return {}
+        stmt = self.select().where(SignIn.source == source, SignIn.external_id.in_(list(external_ids)))
+        return {s.external_id or "": s for s in (await self.session.execute(stmt)).scalars()}
+
+    async def previous_location(self, user_id: str, before: datetime) -> SignIn | None:
+        """The user's latest earlier successful sign-in with coordinates from a public, non-anonymiser
+        address."""
+        stmt = (
+            self.select()
+            .where(
+                SignIn.user_id == user_id,
+                SignIn.created_at <= before,
+                SignIn.error_code == 0,
+                SignIn.latitude.is_not(None),
+                SignIn.longitude.is_not(None),
+                SignIn.network_kind.is_(None),
+            )
+            .order_by(SignIn.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def spray_stats(self, ip_address: str, since: datetime) -> tuple[int, int]:
+        """(distinct accounts, attempts) from this address since ``since``."""
+        stmt = self.select(
+            func.count(func.distinct(SignIn.user_principal_name)), func.count(SignIn.id)
+        ).where(SignIn.ip_address == ip_address, SignIn.created_at >= since)
+        accounts, attempts = (await self.session.execute(stmt)).one()
+        return int(accounts), int(attempts)
+
+
+class RiskDetectionRepository(TenantRepository[RiskDetection]):
+    model = RiskDetection
+
+    async def active_for(self, user_id: str) -> Sequence[RiskDetection]:
+        stmt = self.select().where(
+            RiskDetection.user_id == user_id, RiskDetection.risk_state.in_(ACTIVE_STATES)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+
+class RiskyUserRepository(TenantRepository[RiskyUser]):
+    model = RiskyUser
+
+    async def stale_low(self, before: datetime) -> Sequence[RiskyUser]:
+        stmt = self.select().where(RiskyUser.risk_level == "low", RiskyUser.risk_last_updated_at < before)
+        return (await self.session.execute(stmt)).scalars().all()
+
+
+class RiskyUserHistoryRepository(TenantRepository[RiskyUserHistory]):
+    model = RiskyUserHistory
+
+
+class ThreatIntelRepository(TenantRepository[ThreatIntelAddress]):
+    model = ThreatIntelAddress
+
+    async def cidrs(self) -> list[tuple[str, str]]:
+        stmt = self.select(ThreatIntelAddress.kind, ThreatIntelAddress.cidr)
+        return [(k, c) for k, c in (await self.session.execute(stmt)).all()]
+
+    async def add_many(self, kind: str, cidrs: Iterable[tuple[str, str | None]]) -> None:
+        rows = [{"tenant_id": self.tenant_id, "kind": kind, "cidr": c, "description": d} for c, d in cidrs]
+        if rows:
+            stmt = _insert(self.session, ThreatIntelAddress).values(rows).on_conflict_do_nothing()
+            await self.session.execute(stmt)
+
+
+class LeakedCredentialRepository(TenantRepository[LeakedCredential]):
+    model = LeakedCredential
+
+    async def contains(self, sha1: str) -> bool:
+        stmt = self.select(LeakedCredential.id).where(LeakedCredential.sha1 == sha1).limit(1)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def add_many(self, hashes: Sequence[str]) -> int:
+        before = await self.count()
+        for start in range(0, len(hashes), 1000):
+            rows = [{"tenant_id": self.tenant_id, "sha1": h} for h in hashes[start : start + 1000]]
+            await self.session.execute(
+                _insert(self.session, LeakedCredential).values(rows).on_conflict_do_nothing()
+            )
+        return await self.count() - before
+
+    async def count(self) -> int:
+        return int((await self.session.execute(self.select(func.count(LeakedCredential.id)))).scalar_one())
+
+
+class FeatureCountRepository(TenantRepository[FeatureCount]):
+    model = FeatureCount
+
+    async def counts(
+        self, subjects: Sequence[str], values: Sequence[str]
+    ) -> list[tuple[str, str, str, int, datetime]]:
+        stmt = select(
+            FeatureCount.subject,
+            FeatureCount.feature,
+            FeatureCount.value,
+            FeatureCount.count,
+            FeatureCount.first_seen_at,
+        ).where(
+            FeatureCount.tenant_id == self.tenant_id,
+            FeatureCount.subject.in_(list(subjects)),
+            FeatureCount.value.in_(list(values)),
+        )
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
+        """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""
+        if not rows:
+            return
+        values = [
+            {
+                "tenant_id": self.tenant_id,
+                "subject": s,
+                "feature": f,
+                "value": v,
+                "count": n,
+                "first_seen_at": at,
+            }
+            for s, f, v, n in rows
+        ]
+        stmt = _insert(self.session, FeatureCount).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "subject", "feature", "value"],
+            set_={"count": FeatureCount.count + stmt.excluded.count},
+        )
+        await self.session.execute(stmt)

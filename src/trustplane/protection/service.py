@@ -1,0 +1,687 @@
+"""Identity protection rules, once. ``assess`` scores one sign-in attempt with every detector, stores the
+sign-in and its detections, and updates the user's risk; the admin and partner actions (confirm compromised,
+confirm safe, dismiss, remediate, threat-intelligence reports) move the user's riskState. Never commits; no
+HTTP types.
+
+User risk (our rule; Microsoft documents no formula): the highest level among the user's *active*
+detections (riskState atRisk or confirmedCompromised), where a low detection stops counting 180 days after
+it was detected (low ages out) while medium and high count until they are remediated, dismissed or
+confirmed safe. A confirmed compromise pins the user at high with riskState confirmedCompromised. A user
+with an active detection is atRisk; when none is left the user keeps the state of the action that cleared
+it (remediated, dismissed, confirmedSafe) at level none. Every change of level, state or detail is written
+to the user's history.
+
+Sign-in risk: ``riskLevelDuringSignIn`` is the highest level among the sign-in's real-time detections (what
+conditional access sees during the sign-in); ``riskLevelAggregated`` includes its offline detections."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.core.clock import to_utc, utcnow
+from trustplane.core.errors import BadRequest
+from trustplane.core.events import SYSTEM, Actor, EventSpec, emit, subscribe
+from trustplane.core.ids import is_uuid, new_id
+from trustplane.directory.audit import ACTIVITIES, AUDIT_JOB
+from trustplane.directory.models import User
+from trustplane.directory.repository import UserRepository
+from trustplane.protection import features, ipintel
+from trustplane.protection.detectors import DETECTORS
+from trustplane.protection.detectors.base import (
+    RANK,
+    Finding,
+    IpFacts,
+    PreviousLocation,
+    ReportSignal,
+    SignInSignal,
+    SprayStats,
+    highest,
+)
+from trustplane.protection.detectors.credentials import SPRAY_WINDOW_MINUTES
+from trustplane.protection.models import RiskDetection, RiskyUser, RiskyUserHistory, SignIn
+from trustplane.protection.repository import (
+    FeatureCountRepository,
+    LeakedCredentialRepository,
+    RiskDetectionRepository,
+    RiskyUserHistoryRepository,
+    RiskyUserRepository,
+    SignInRepository,
+    ThreatIntelRepository,
+)
+
+LOW_RISK_LIFETIME = timedelta(days=180)
+
+ACTIVITIES.update(
+    {
+        "protection.risky_user.confirmed_compromised": ("Confirm user compromised", "IdentityProtection"),
+        "protection.risky_user.confirmed_safe": ("Confirm user safe", "IdentityProtection"),
+        "protection.risky_user.dismissed": ("Dismiss user risk", "IdentityProtection"),
+        "protection.risky_user.remediated": ("Remediate user risk", "IdentityProtection"),
+        "protection.threat_intelligence.reported": ("Report threat intelligence", "IdentityProtection"),
+        "protection.threat_intel_addresses.added": (
+            "Add threat intelligence addresses",
+            "IdentityProtection",
+        ),
+        "protection.leaked_credentials.imported": ("Import leaked credentials", "IdentityProtection"),
+    }
+)
+subscribe("protection.risky_user.", AUDIT_JOB)
+subscribe("protection.threat_intel", AUDIT_JOB)
+subscribe("protection.leaked_credentials.", AUDIT_JOB)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInAttempt:
+    """One sign-in attempt as the identity provider saw it. ``password`` (when the IdP passes it) is hashed
+    for the leaked-credential lookup and never stored; ``password_valid`` says whether the first factor
+    succeeded (None when unknown). Location and ASN, when the IdP knows them, take precedence over IP
+    intelligence."""
+
+    user_principal_name: str
+    at: datetime
+    ip_address: str | None = None
+    user_id: str | None = None
+    user_display_name: str | None = None
+    user_agent: str | None = None
+    app_id: str | None = None
+    app_display_name: str | None = None
+    client_app_used: str | None = "Browser"
+    is_interactive: bool = True
+    error_code: int = 0
+    failure_reason: str | None = None
+    password_valid: bool | None = None
+    password: str | None = field(default=None, repr=False)
+    device_detail: dict[str, Any] = field(default_factory=dict)
+    country: str | None = None
+    city: str | None = None
+    state: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    asn: int | None = None
+    correlation_id: str | None = None
+    source: str = "trustplane"
+    external_id: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_code == 0
+
+
+@dataclass(slots=True)
+class Assessment:
+    sign_in: SignIn
+    risk_level: str  # riskLevelDuringSignIn
+    risk_level_aggregated: str
+    risk_score: float
+    detections: list[RiskDetection]
+    user_risk: str
+
+
+# ---------------------------------------------------------------- tenant threat intelligence
+
+
+def _networks(cidrs: list[tuple[str, str]], kind: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(c, strict=False) for k, c in cidrs if k == kind]
+
+
+def _in_any(address: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    parsed = ipintel.parse(address)
+    return parsed is not None and any(parsed.version == n.version and parsed in n for n in networks)
+
+
+async def add_threat_intel(
+    session: AsyncSession,
+    tenant_id: str,
+    actor: Actor,
+    kind: str,
+    ranges: Sequence[str],
+    description: str | None = None,
+) -> int:
+    """Add CIDR ranges to the tenant's list of ``kind`` "malicious" or "anonymizer" addresses."""
+    if kind not in ("malicious", "anonymizer"):
+        raise BadRequest("The kind of a threat-intelligence range is 'malicious' or 'anonymizer'.")
+    parsed = []
+    for raw in ranges:
+        try:
+            parsed.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+        except ValueError as exc:
+            raise BadRequest(f"'{raw}' is not an IP address or CIDR range.") from exc
+    await ThreatIntelRepository(session, tenant_id).add_many(kind, [(c, description) for c in parsed])
+    await emit(
+        session,
+        tenant_id,
+        actor,
+        EventSpec("protection.threat_intel_addresses.added", "threatIntel", kind, {"count": len(parsed)}),
+    )
+    return len(parsed)
+
+
+def password_sha1(password: str) -> str:
+    return hashlib.sha1(password.encode("utf-8"), usedforsecurity=False).hexdigest().upper()
+
+
+async def import_leaked_hashes(
+    session: AsyncSession, tenant_id: str, actor: Actor, hashes: Sequence[str]
+) -> int:
+    """Import SHA-1 password hashes (HIBP style: 40 hex digits, optionally ``:count``); the number new."""
+    clean = []
+    for i, raw in enumerate(hashes, 1):
+        value = raw.strip().split(":", 1)[0].upper()
+        if not value:
+            continue
+        if len(value) != 40 or any(ch not in "0123456789ABCDEF" for ch in value):
+            raise BadRequest(f"Line {i} is not a SHA-1 hash (40 hexadecimal digits).")
+        clean.append(value)
+    added = await LeakedCredentialRepository(session, tenant_id).add_many(sorted(set(clean)))
+    await emit(
+        session,
+        tenant_id,
+        actor,
+        EventSpec("protection.leaked_credentials.imported", "leakedCredentials", tenant_id, {"added": added}),
+    )
+    return added
+
+
+# ---------------------------------------------------------------- assess
+
+
+async def _user(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -> User | None:
+    users = UserRepository(session, tenant_id)
+    if attempt.user_id is not None and is_uuid(attempt.user_id):
+        return await users.get(attempt.user_id)
+    return await users.by_upn(attempt.user_principal_name)
+
+
+async def _unfamiliar(
+    session: AsyncSession, tenant_id: str, user_id: str, values: dict[str, str], at: datetime
+) -> tuple[float | None, dict[tuple[str, str, str], int]]:
+    """The Freeman score (None in the learning period) and the counts it read."""
+    repo = FeatureCountRepository(session, tenant_id)
+    wanted = ["=" + v for v in values.values()] + [features.TOTAL, features.DISTINCT]
+    rows = await repo.counts([user_id, "*"], wanted)
+    found: dict[tuple[str, str, str], int] = {}
+    first_seen: datetime | None = None
+    for subject, feature, value, count, seen in rows:
+        found[(subject, feature, value)] = count
+        if subject == user_id and feature == "ip" and value == features.TOTAL:
+            first_seen = seen
+
+    def counts(subject: str) -> features.Counts:
+        return features.Counts(
+            {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in found.items() if s == subject}
+        )
+
+    user = counts(user_id)
+    learned = user.total("ip") >= features.LEARNING_SIGN_INS and first_seen is not None
+    if not learned or at - to_utc(first_seen) < timedelta(days=features.LEARNING_DAYS):  # type: ignore[arg-type]
+        return None, found
+    tenant = counts("*")
+    return features.score(values, user, tenant), found
+
+
+async def _learn(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    values: dict[str, str],
+    found: dict[tuple[str, str, str], int],
+    at: datetime,
+) -> None:
+    """Add a legitimate-looking successful sign-in to the user's and the tenant's feature counts."""
+    rows: list[tuple[str, str, str, int]] = []
+    for subject in (user_id, "*"):
+        for feature, value in values.items():
+            rows.append((subject, feature, "=" + value, 1))
+            rows.append((subject, feature, features.TOTAL, 1))
+            if found.get((subject, feature, "=" + value), 0) == 0:
+                rows.append((subject, feature, features.DISTINCT, 1))
+    if found.get((user_id, "ip", features.TOTAL), 0) == 0:
+        rows.append(("*", features.USERS, features.TOTAL, 1))
+    await FeatureCountRepository(session, tenant_id).increment(rows, at)
+
+
+async def assess(
+    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, *, learn: bool = True
+) -> Assessment:
+    """Score one sign-in attempt: run every detector, store the sign-in and its detections, update the
+    user's risk, and (for a successful sign-in that raised no risk) learn its features."""
+    at = to_utc(attempt.at)
+    user = await _user(session, tenant_id, attempt)
+    user_id = user.id if user is not None else (attempt.user_id or "")
+    intel = ipintel.current().lookup(attempt.ip_address)
+    lists = await ThreatIntelRepository(session, tenant_id).cidrs()
+    admin_anonymizer = _in_any(attempt.ip_address, _networks(lists, "anonymizer"))
+    anonymizer = intel.anonymizer or ("admin" if admin_anonymizer else None)
+    facts = IpFacts(
+        country=(attempt.country or intel.country or None),
+        asn=attempt.asn if attempt.asn is not None else intel.asn,
+        is_private=intel.is_private,
+        anonymizer=anonymizer,
+        malicious=_in_any(attempt.ip_address, _networks(lists, "malicious")),
+    )
+    sign_ins = SignInRepository(session, tenant_id)
+    previous = None
+    if user_id and attempt.latitude is not None:
+        prev = await sign_ins.previous_location(user_id, at)
+        if prev is not None and prev.latitude is not None and prev.longitude is not None:
+            previous = PreviousLocation(
+                to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
+            )
+    spray = None
+    if attempt.ip_address and attempt.password_valid:
+        accounts, attempts = await sign_ins.spray_stats(
+            attempt.ip_address, at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
+        )
+        spray = SprayStats(accounts + 1, attempts + 1)
+    leaked = bool(attempt.password) and await LeakedCredentialRepository(session, tenant_id).contains(
+        password_sha1(attempt.password or "")
+    )
+    values = features.feature_values(attempt.ip_address, facts.asn, facts.country, attempt.user_agent)
+    score: float | None = None
+    found: dict[tuple[str, str, str], int] = {}
+    if user_id and attempt.succeeded:
+        score, found = await _unfamiliar(session, tenant_id, user_id, values, at)
+
+    signal = SignInSignal(
+        at=at,
+        user_id=user_id,
+        ip_address=attempt.ip_address,
+        ip=facts,
+        succeeded=attempt.succeeded,
+        password_valid=attempt.password_valid
+        if attempt.password_valid is not None
+        else (attempt.succeeded or None),
+        latitude=attempt.latitude,
+        longitude=attempt.longitude,
+        previous=previous,
+        spray=spray,
+        password_leaked=leaked,
+        unfamiliar_score=score,
+    )
+    findings = [f for d in DETECTORS if (f := d.detect(signal)) is not None]
+    during = highest([f.level for f in findings if f.timing == "realtime"])
+    aggregated = highest([f.level for f in findings])
+
+    sign_in = SignIn(
+        id=new_id(),
+        source=attempt.source,
+        external_id=attempt.external_id,
+        created_at=at,
+        user_id=user_id or None,
+        user_principal_name=user.user_principal_name if user is not None else attempt.user_principal_name,
+        user_display_name=(user.display_name if user is not None else attempt.user_display_name),
+        app_id=attempt.app_id,
+        app_display_name=attempt.app_display_name,
+        client_app_used=attempt.client_app_used,
+        is_interactive=attempt.is_interactive,
+        correlation_id=attempt.correlation_id or new_id(),
+        ip_address=attempt.ip_address,
+        country=facts.country,
+        city=attempt.city,
+        state=attempt.state,
+        latitude=attempt.latitude,
+        longitude=attempt.longitude,
+        asn=facts.asn,
+        network_kind="private" if facts.is_private else anonymizer,
+        user_agent=attempt.user_agent,
+        device_detail=dict(attempt.device_detail),
+        error_code=attempt.error_code,
+        failure_reason=attempt.failure_reason,
+        password_valid=signal.password_valid,
+        risk_score=score if score is not None else 0.0,
+        risk_level_during_sign_in=during,
+        risk_level_aggregated=aggregated,
+        risk_state="atRisk" if aggregated != "none" and user_id else "none",
+        risk_event_types=sorted({f.risk_event_type for f in findings}),
+    )
+    sign_ins.add(sign_in)
+    detections: list[RiskDetection] = []
+    user_risk = "none"
+    if user_id:
+        detections = [
+            _detection(f, user_id, sign_in.user_principal_name, sign_in.user_display_name, at, sign_in)
+            for f in findings
+        ]
+        repo = RiskDetectionRepository(session, tenant_id)
+        for d in detections:
+            repo.add(d)
+        if detections:
+            await session.flush()
+            risky = await _recompute(
+                session,
+                tenant_id,
+                user_id,
+                sign_in.user_principal_name,
+                sign_in.user_display_name,
+                SYSTEM,
+                at,
+                detections,
+            )
+            user_risk = risky.risk_level
+        else:
+            user_risk = await current_user_risk(session, tenant_id, user_id, at)
+        if learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]:
+            await _learn(session, tenant_id, user_id, values, found, at)
+    return Assessment(sign_in, during, aggregated, score if score is not None else 0.0, detections, user_risk)
+
+
+def _detection(
+    finding: Finding, user_id: str, upn: str | None, name: str | None, at: datetime, sign_in: SignIn | None
+) -> RiskDetection:
+    info = dict(finding.additional_info)
+    if sign_in is not None and sign_in.user_agent:
+        info.setdefault("userAgent", sign_in.user_agent)
+    return RiskDetection(
+        id=new_id(),
+        user_id=user_id,
+        user_principal_name=upn,
+        user_display_name=name,
+        sign_in_id=sign_in.id if sign_in is not None and finding.activity == "signin" else None,
+        correlation_id=sign_in.correlation_id if sign_in is not None else None,
+        risk_event_type=finding.risk_event_type,
+        risk_level=finding.level,
+        risk_state=finding.state,
+        risk_detail=finding.detail,
+        source=finding.source,
+        detection_timing_type=finding.timing,
+        activity=finding.activity,
+        ip_address=sign_in.ip_address if sign_in is not None else None,
+        country=sign_in.country if sign_in is not None else None,
+        city=sign_in.city if sign_in is not None else None,
+        activity_at=at,
+        detected_at=at,
+        last_updated_at=at,
+        additional_info=info,
+    )
+
+
+async def record_decision(session: AsyncSession, tenant_id: str, sign_in: SignIn, decision: Any) -> None:
+    """Write conditional access's decision (an ``access.evaluator.Decision``) onto the sign-in."""
+    sign_in.conditional_access_status = decision.status
+    sign_in.applied_policies = decision.applied_policies()
+
+
+# ---------------------------------------------------------------- user risk
+
+
+def _aggregate(active: Sequence[RiskDetection], now: datetime) -> tuple[str, bool]:
+    """(level, confirmed compromised) from the user's active detections, low ones ageing out."""
+    levels = []
+    confirmed = False
+    for d in active:
+        if d.risk_state == "confirmedCompromised":
+            confirmed = True
+        if d.risk_level == "low" and now - to_utc(d.detected_at) > LOW_RISK_LIFETIME:
+            continue
+        levels.append(d.risk_level)
+    return ("high" if confirmed else highest(levels)), confirmed
+
+
+async def _recompute(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    upn: str | None,
+    name: str | None,
+    actor: Actor,
+    now: datetime,
+    triggering: Sequence[RiskDetection] = (),
+    cleared_state: str | None = None,
+    cleared_detail: str | None = None,
+) -> RiskyUser:
+    """Set the user's risk from the active detections; write a history item when anything changed."""
+    active = await RiskDetectionRepository(session, tenant_id).active_for(user_id)
+    level, confirmed = _aggregate(active, now)
+    users = RiskyUserRepository(session, tenant_id)
+    risky = await users.get(user_id)
+    if risky is None:
+        risky = users.add(
+            RiskyUser(
+                id=user_id, risk_level="none", risk_state="none", risk_detail="none", risk_last_updated_at=now
+            )
+        )
+    before = (risky.risk_level, risky.risk_state, risky.risk_detail)
+    if confirmed:
+        state, detail = "confirmedCompromised", "adminConfirmedUserCompromised"
+    elif level != "none":
+        state, detail = "atRisk", "none"
+    elif cleared_state is not None:
+        state, detail = cleared_state, cleared_detail or "none"
+    else:
+        state, detail = (
+            (risky.risk_state, risky.risk_detail)
+            if risky.risk_state not in ("atRisk", "confirmedCompromised")
+            else ("none", "none")
+        )
+    risky.risk_level, risky.risk_state, risky.risk_detail = level, state, detail
+    risky.user_principal_name = upn or risky.user_principal_name
+    risky.user_display_name = name or risky.user_display_name
+    if (level, state, detail) != before:
+        risky.risk_last_updated_at = now
+        RiskyUserHistoryRepository(session, tenant_id).add(
+            RiskyUserHistory(
+                id=new_id(),
+                user_id=user_id,
+                user_principal_name=risky.user_principal_name,
+                user_display_name=risky.user_display_name,
+                risk_level=level,
+                risk_state=state,
+                risk_detail=detail,
+                risk_last_updated_at=now,
+                activity_detail=detail,
+                risk_event_types=sorted({d.risk_event_type for d in triggering}),
+                initiated_by=actor.id if actor.type != "system" else None,
+            )
+        )
+        await emit(
+            session,
+            tenant_id,
+            actor,
+            EventSpec(
+                "protection.user_risk.changed",
+                "riskyUser",
+                user_id,
+                {"riskLevel": level, "riskState": state, "riskDetail": detail},
+            ),
+        )
+    return risky
+
+
+async def current_user_risk(
+    session: AsyncSession, tenant_id: str, user_id: str, now: datetime | None = None
+) -> str:
+    """The user's risk level now, as conditional access sees it (a low level ages out at read time too)."""
+    risky = await RiskyUserRepository(session, tenant_id).get(user_id) if is_uuid(user_id) else None
+    if risky is None:
+        return "none"
+    now = now or utcnow()
+    if risky.risk_level == "low" and now - to_utc(risky.risk_last_updated_at) > LOW_RISK_LIFETIME:
+        return "none"
+    return risky.risk_level
+
+
+async def age_out(session: AsyncSession, tenant_id: str, now: datetime | None = None) -> int:
+    """Recompute users whose low risk is older than its lifetime; the number changed."""
+    now = now or utcnow()
+    stale = await RiskyUserRepository(session, tenant_id).stale_low(now - LOW_RISK_LIFETIME)
+    for risky in stale:
+        await _recompute(session, tenant_id, risky.id, None, None, SYSTEM, now)
+    return len(stale)
+
+
+async def _users_for_action(session: AsyncSession, tenant_id: str, user_ids: Sequence[str]) -> list[User]:
+    """The directory users named by an action, all of them or a clear error (nothing is written)."""
+    if not isinstance(user_ids, list) or not user_ids or not all(isinstance(u, str) for u in user_ids):
+        raise BadRequest("'userIds' must be a non-empty collection of user ids.", code="Request_BadRequest")
+    if len(user_ids) > 60:
+        raise BadRequest("At most 60 user ids can be given in one request.", code="Request_BadRequest")
+    users = UserRepository(session, tenant_id)
+    found: list[User] = []
+    for user_id in dict.fromkeys(user_ids):
+        user = await users.get(user_id) if is_uuid(user_id) else None
+        if user is None:
+            raise BadRequest(f"The user '{user_id}' was not found.", code="Request_BadRequest")
+        found.append(user)
+    return found
+
+
+async def _report(
+    session: AsyncSession, tenant_id: str, actor: Actor, user: User, signal: ReportSignal, now: datetime
+) -> RiskDetection | None:
+    findings = [f for d in DETECTORS if (f := d.detect(signal)) is not None]
+    if not findings:
+        return None
+    detection = _detection(findings[0], user.id, user.user_principal_name, user.display_name, now, None)
+    RiskDetectionRepository(session, tenant_id).add(detection)
+    await session.flush()
+    await _recompute(
+        session, tenant_id, user.id, user.user_principal_name, user.display_name, actor, now, [detection]
+    )
+    return detection
+
+
+async def confirm_compromised(
+    session: AsyncSession, tenant_id: str, actor: Actor, user_ids: Sequence[str]
+) -> None:
+    """Each user: a new adminConfirmedUserCompromised detection, risk high, riskState confirmedCompromised."""
+    now = utcnow()
+    for user in await _users_for_action(session, tenant_id, user_ids):
+        signal = ReportSignal(now, user.id, "adminConfirmedCompromised", reporter=actor.name or actor.id)
+        await _report(session, tenant_id, actor, user, signal, now)
+        await emit(
+            session,
+            tenant_id,
+            actor,
+            EventSpec(
+                "protection.risky_user.confirmed_compromised",
+                "riskyUser",
+                user.id,
+                {"userPrincipalName": user.user_principal_name},
+            ),
+        )
+
+
+async def report_threat_intelligence(
+    session: AsyncSession,
+    tenant_id: str,
+    actor: Actor,
+    user_id: str,
+    *,
+    level: str = "high",
+    reason: str | None = None,
+) -> RiskDetection:
+    """A partner's threat-intelligence finding about a user (investigationsThreatIntelligence)."""
+    if level not in ("low", "medium", "high"):
+        raise BadRequest("The level of a threat-intelligence report is low, medium or high.")
+    (user,) = await _users_for_action(session, tenant_id, [user_id])
+    now = utcnow()
+    signal = ReportSignal(
+        now, user.id, "threatIntelligence", level=level, reason=reason, reporter=actor.name or actor.id
+    )
+    detection = await _report(session, tenant_id, actor, user, signal, now)
+    assert detection is not None
+    await emit(
+        session,
+        tenant_id,
+        actor,
+        EventSpec(
+            "protection.threat_intelligence.reported",
+            "riskyUser",
+            user.id,
+            {"level": level, "reason": reason},
+        ),
+    )
+    return detection
+
+
+async def _clear(
+    session: AsyncSession,
+    tenant_id: str,
+    actor: Actor,
+    user_ids: Sequence[str],
+    state: str,
+    detail: str,
+    event: str,
+) -> None:
+    now = utcnow()
+    for user in await _users_for_action(session, tenant_id, user_ids):
+        await session.execute(
+            update(RiskDetection)
+            .where(
+                RiskDetection.tenant_id == tenant_id,
+                RiskDetection.user_id == user.id,
+                RiskDetection.risk_state.in_(("atRisk", "confirmedCompromised")),
+            )
+            .values(risk_state=state, risk_detail=detail, last_updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        await session.execute(
+            update(SignIn)
+            .where(SignIn.tenant_id == tenant_id, SignIn.user_id == user.id, SignIn.risk_state == "atRisk")
+            .values(risk_state=state, risk_detail=detail)
+            .execution_options(synchronize_session="fetch")
+        )
+        await _recompute(
+            session,
+            tenant_id,
+            user.id,
+            user.user_principal_name,
+            user.display_name,
+            actor,
+            now,
+            cleared_state=state,
+            cleared_detail=detail,
+        )
+        await emit(
+            session,
+            tenant_id,
+            actor,
+            EventSpec(event, "riskyUser", user.id, {"userPrincipalName": user.user_principal_name}),
+        )
+
+
+async def dismiss(session: AsyncSession, tenant_id: str, actor: Actor, user_ids: Sequence[str]) -> None:
+    """All the users' risk detections and risky sign-ins dismissed; risk none, riskState dismissed."""
+    await _clear(
+        session,
+        tenant_id,
+        actor,
+        user_ids,
+        "dismissed",
+        "adminDismissedAllRiskForUser",
+        "protection.risky_user.dismissed",
+    )
+
+
+async def confirm_safe(session: AsyncSession, tenant_id: str, actor: Actor, user_ids: Sequence[str]) -> None:
+    """The users confirmed safe: risk none, riskState confirmedSafe, detail adminConfirmedAccountSafe."""
+    await _clear(
+        session,
+        tenant_id,
+        actor,
+        user_ids,
+        "confirmedSafe",
+        "adminConfirmedAccountSafe",
+        "protection.risky_user.confirmed_safe",
+    )
+
+
+async def remediate(
+    session: AsyncSession,
+    tenant_id: str,
+    actor: Actor,
+    user_id: str,
+    detail: str = "userPerformedSecuredPasswordReset",
+) -> None:
+    """The user remediated their risk (a secure password reset or change, MFA driven by a risk policy)."""
+    await _clear(
+        session, tenant_id, actor, [user_id], "remediated", detail, "protection.risky_user.remediated"
+    )
