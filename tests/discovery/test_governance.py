@@ -210,3 +210,38 @@ def test_governance_is_per_tenant(server: TestServer, tenant: TenantHandle) -> N
         c.patch("/api/v1/discovery/apps/mega/", json={"status": "unsanctioned"})
         assert script(o, 102) == ""
         assert o.get("/api/v1/discovery/apps/mega/").json()["status"] is None
+
+
+def test_score_metrics_unknown_counts_against_lowers_the_score(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    with client(server, tenant) as c:
+        assert c.get("/api/v1/discovery/apps/dropbox/").json()["riskScore"] == 10
+        response = c.put("/api/v1/discovery/score_metrics/", json={"unknownCountsAgainst": True})
+        assert response.status_code == 200, response.text
+        against = c.get("/api/v1/discovery/apps/dropbox/").json()
+        ignored = c.put(
+            "/api/v1/discovery/score_metrics/",
+            json={
+                "categoryImportance": {"compliance": "veryHigh", "general": "ignored"},
+                "unknownCountsAgainst": False,
+            },
+        )
+        weighted = c.get("/api/v1/discovery/apps/dropbox/").json()
+    assert against["riskScore"] == 0 and 0 < against["riskSubscores"]["compliance"] < 10
+    assert ignored.status_code == 200 and weighted["riskScore"] == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"categoryImportance": {"security": "extreme"}}, {"attributeImportance": {"isMagic": "low"}}, {"x": 1}],
+)
+def test_bad_score_metrics_are_refused(
+    server: TestServer, tenant: TenantHandle, body: dict[str, object]
+) -> None:
+    with client(server, tenant) as c:
+        response = c.put("/api/v1/discovery/score_metrics/", json=body)
+    assert response.status_code == 400 and response.json()["detail"]
+    assert (
+        server.scalar("SELECT count(*) FROM discovery_settings WHERE tenant_id = :t", t=tenant.tenant_id) == 0
+    )

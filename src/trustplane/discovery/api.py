@@ -207,6 +207,23 @@ def _app_view(governed: governance.GovernedApp) -> dict[str, Any]:
     }
 
 
+@router.put(
+    "/v1/discovery/score_metrics/",
+    summary="Risk score metrics: importance per category and attribute, whether unknown values count against",
+)
+async def put_score_metrics(
+    request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
+) -> Response:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    await governance.set_score_settings(session, principal.tenant_id, _actor(principal), body)
+    return _json(body)
+
+
 @router.get("/v1/discovery/apps/{app_id}/", summary="A catalogue app with this tenant's governance and score")
 async def get_app(
     app_id: str, principal: Principal = CanRead, session: AsyncSession = ReadSession

@@ -15,7 +15,7 @@ from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.events import Actor, EventSpec, emit
 from trustplane.discovery.catalog import CatalogApp, shipped_catalog
 from trustplane.discovery.catalog.risk import RiskScore, ScoreSettings
-from trustplane.discovery.models import DiscoveryAppGovernance
+from trustplane.discovery.models import DiscoveryAppGovernance, DiscoverySettings
 from trustplane.discovery.repository import GovernanceRepository, SettingsRepository
 
 STATUSES = ("sanctioned", "unsanctioned", "monitored")
@@ -53,6 +53,44 @@ async def score_settings(session: AsyncSession, tenant_id: str) -> ScoreSettings
         attribute_importance=dict(data.get("attributeImportance", {})),
         unknown_counts_against=bool(data.get("unknownCountsAgainst", False)),
     )
+
+
+async def set_score_settings(
+    session: AsyncSession, tenant_id: str, actor: Actor, data: dict[str, Any]
+) -> ScoreSettings:
+    """The tenant's score metrics: importance per category and per attribute (ignored, low, medium, high,
+    veryHigh) and whether unknown values count against an app. Audited."""
+    unknown = sorted(set(data) - {"categoryImportance", "attributeImportance", "unknownCountsAgainst"})
+    if unknown:
+        raise BadRequest(f"Unknown properties {unknown}.")
+    categories, attributes = data.get("categoryImportance", {}), data.get("attributeImportance", {})
+    against = data.get("unknownCountsAgainst", False)
+    if not isinstance(categories, dict) or not isinstance(attributes, dict) or not isinstance(against, bool):
+        raise BadRequest(
+            "categoryImportance and attributeImportance are objects; unknownCountsAgainst a boolean."
+        )
+    settings = ScoreSettings(dict(categories), dict(attributes), against)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    repo = SettingsRepository(session, tenant_id)
+    current = await repo.current()
+    if current is None:
+        current = repo.add(DiscoverySettings(score_settings={}))
+    current.score_settings = {
+        "categoryImportance": settings.category_importance,
+        "attributeImportance": settings.attribute_importance,
+        "unknownCountsAgainst": settings.unknown_counts_against,
+    }
+    current.modified_at = utcnow()
+    await emit(
+        session,
+        tenant_id,
+        actor,
+        EventSpec("discovery.scoreMetrics.set", "discoverySettings", tenant_id, dict(current.score_settings)),
+    )
+    return settings
 
 
 def _governed(app: CatalogApp, row: DiscoveryAppGovernance | None, settings: ScoreSettings) -> GovernedApp:
