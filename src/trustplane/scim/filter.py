@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
-from sqlalchemy import and_, exists, false, func, not_, or_, true
+from sqlalchemy import and_, func, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from trustplane.scim.errors import ScimError, invalid_filter, invalid_path
@@ -500,26 +500,3 @@ def to_sql(node: Node, resolve: FieldResolver, dialect: str) -> ColumnElement[bo
     if isinstance(node, Present):
         return field.expr.isnot(None)
     return _scalar_sql(field, node.path, node.op, node.value, dialect)
-
-
-__all__ = [
-    "COMPARE_OPS",
-    "And",
-    "AttrPath",
-    "Compare",
-    "Field",
-    "Multi",
-    "Node",
-    "Not",
-    "Or",
-    "PatchPath",
-    "Present",
-    "Scalar",
-    "ValueFilter",
-    "evaluate",
-    "exists",
-    "false",
-    "parse_filter",
-    "parse_path",
-    "to_sql",
-]

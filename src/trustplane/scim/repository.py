@@ -13,11 +13,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from trustplane.core.repository import TenantRepository
 from trustplane.directory.models import DirectoryValue, Group, Membership, User
+from trustplane.directory.repository import GroupRepository, MembershipRepository, UserRepository
 from trustplane.directory.service import UPN_RE
 from trustplane.scim.errors import invalid_filter, invalid_value
 from trustplane.scim.filter import AttrPath, Field, Multi, Node, Scalar, to_sql
 from trustplane.scim.resources import ABSENT
-from trustplane.scim.schemas import ENTERPRISE_SCHEMA, GROUP_TYPE, USER_TYPE, ResourceType
+from trustplane.scim.schemas import ENTERPRISE_SCHEMA, USER_TYPE, ResourceType
 
 SCIM_VALUE_PREFIX = "scim."
 
@@ -176,14 +177,18 @@ class ScimValueRepository(TenantRepository[DirectoryValue]):
 
 
 class ScimQueries:
+    """The SCIM face's reads, each started from a tenant-scoped repository's ``select``."""
+
     def __init__(self, session: AsyncSession, tenant_id: str) -> None:
         self.session = session
         self.tenant_id = tenant_id
         self.dialect = session.get_bind().dialect.name
+        self.users = UserRepository(session, tenant_id)
+        self.groups = GroupRepository(session, tenant_id)
+        self.memberships = MembershipRepository(session, tenant_id)
 
     def _base(self, rtype: ResourceType, node: Node | None) -> Select[Any]:
-        model: Any = User if rtype is USER_TYPE else Group
-        stmt = select(model).where(model.tenant_id == self.tenant_id)
+        stmt = self.users.select() if rtype is USER_TYPE else self.groups.select()
         if node is not None:
             stmt = stmt.where(to_sql(node, resolver(rtype), self.dialect))
         return stmt
@@ -224,9 +229,9 @@ class ScimQueries:
         if not user_ids:
             return {}
         stmt = (
-            select(Membership.member_id, Group.id, Group.display_name)
+            self.memberships.select(Membership.member_id, Group.id, Group.display_name)
             .join(Group, Group.id == Membership.group_id)
-            .where(Membership.tenant_id == self.tenant_id, Membership.member_id.in_(user_ids))
+            .where(Membership.member_id.in_(user_ids))
             .order_by(Group.display_name, Group.id)
         )
         out: dict[str, list[tuple[str, str]]] = {}
@@ -239,8 +244,8 @@ class ScimQueries:
         if not group_ids:
             return {}
         stmt = (
-            select(Membership.group_id, Membership.member_id, Membership.member_type)
-            .where(Membership.tenant_id == self.tenant_id, Membership.group_id.in_(group_ids))
+            self.memberships.select(Membership.group_id, Membership.member_id, Membership.member_type)
+            .where(Membership.group_id.in_(group_ids))
             .order_by(Membership.created_at, Membership.member_id)
         )
         out: dict[str, list[tuple[str, str]]] = {}
@@ -249,22 +254,16 @@ class ScimQueries:
         return out
 
     async def is_member(self, group_id: str, member_id: str) -> bool:
-        stmt = select(literal(1)).where(
-            Membership.tenant_id == self.tenant_id,
-            Membership.group_id == group_id,
-            Membership.member_id == member_id,
+        stmt = self.memberships.select(literal(1)).where(
+            Membership.group_id == group_id, Membership.member_id == member_id
         )
         return (await self.session.execute(stmt)).first() is not None
 
     async def user_name_taken(self, user_name: str, upn: str, exclude_id: str | None) -> bool:
-        stmt = select(User.id).where(
-            User.tenant_id == self.tenant_id,
+        stmt = self.users.select(User.id).where(
             (func.lower(User.user_name) == user_name.lower())
             | (func.lower(User.user_principal_name) == upn.lower()),
         )
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         return (await self.session.execute(stmt.limit(1))).first() is not None
-
-
-__all__ = ["GROUP_TYPE", "ScimQueries", "ScimValueRepository", "fields_for", "resolver"]

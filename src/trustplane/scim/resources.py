@@ -18,7 +18,6 @@ from trustplane.directory.service import UPN_RE
 from trustplane.scim.errors import invalid_syntax, invalid_value
 from trustplane.scim.schemas import (
     COMMON,
-    ENTERPRISE,
     ENTERPRISE_SCHEMA,
     ENTRA_GROUP_SCHEMA,
     GROUP_TYPE,
@@ -498,9 +497,6 @@ def _resolve(rtype: ResourceType, names: list[str]) -> tuple[tuple[str, str, str
         owner = rtype.schema.id if schema is rtype.schema or attr in COMMON else schema.id
         resolved.append((owner, attr.name, sub_name))
     return tuple(resolved)
-
-
-__all__ = ["ENTERPRISE", "Attr", "Dialect", "Projection"]
 
 
 def parse_if_match(header: str | None) -> set[int] | None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.db import Database
-from trustplane.core.errors import DomainError, NotFound
+from trustplane.core.errors import DomainError, NotFound, PayloadTooLarge, PreconditionFailed
 from trustplane.core.events import Actor
 from trustplane.core.ids import is_uuid
 from trustplane.directory import service as directory
@@ -27,7 +27,7 @@ from trustplane.scim.errors import (
     status_and_type,
     uniqueness,
 )
-from trustplane.scim.filter import AttrPath, Compare, Node, Or, parse_filter, split_attr_path
+from trustplane.scim.filter import Compare, Node, Or, PatchPath, evaluate, parse_filter, split_attr_path
 from trustplane.scim.patch import Operation, apply, parse_operations
 from trustplane.scim.repository import ScimQueries, ScimValueRepository
 from trustplane.scim.resources import (
@@ -36,8 +36,10 @@ from trustplane.scim.resources import (
     coerce,
     group_document,
     group_values,
+    normalize,
     parse_if_match,
     render_group,
+    render_member,
     render_user,
     user_document,
     user_multi_values,
@@ -88,8 +90,6 @@ async def _claim(session: AsyncSession, obj: User | Group, if_match: set[int] | 
     if if_match is None:
         return
     if obj.version not in if_match:
-        from trustplane.core.errors import PreconditionFailed
-
         raise PreconditionFailed(
             f"The resource '{obj.id}' has changed: its version is now W/\"{obj.version}\"."
         )
@@ -167,16 +167,12 @@ async def _write_user(
 
 
 async def create_user(session: AsyncSession, ctx: ScimContext, body: dict[str, Any]) -> User:
-    from trustplane.scim.resources import normalize
-
     return await _write_user(session, ctx, normalize(USER_TYPE, body, ctx.dialect, check_schemas=True), None)
 
 
 async def replace_user(
     session: AsyncSession, ctx: ScimContext, user_id: str, body: dict[str, Any], if_match: set[int] | None
 ) -> User:
-    from trustplane.scim.resources import normalize
-
     user = await get_user(session, ctx, user_id)
     doc = normalize(USER_TYPE, body, ctx.dialect, check_schemas=True)
     await _claim(session, user, if_match)
@@ -284,8 +280,6 @@ def _split_group_ops(operations: list[Operation]) -> tuple[list[Operation], list
             rest = {k: v for k, v in operation.value.items() if k.lower() != "members"}
             listed = [v for k, v in operation.value.items() if k.lower() == "members"]
             if listed:
-                from trustplane.scim.filter import PatchPath
-
                 members.append(Operation(operation.op, PatchPath(None, "members", None, None), listed[0]))
             if rest:
                 others.append(Operation(operation.op, None, rest))
@@ -319,17 +313,12 @@ async def _apply_member_op(
     else:
         selected = _values_selected(path.filter)
         if selected is None:
-            from trustplane.scim.filter import evaluate
-            from trustplane.scim.resources import render_member
-
             members = await _current_members(session, ctx, group)
             selected = [m for m, kind in members if evaluate(path.filter, render_member(ctx.base, m, kind))]
         await _remove_members(session, ctx, group, selected)
 
 
 async def create_group(session: AsyncSession, ctx: ScimContext, body: dict[str, Any]) -> Group:
-    from trustplane.scim.resources import normalize
-
     doc = normalize(GROUP_TYPE, body, ctx.dialect, check_schemas=True)
     group = await directory.create_group(session, ctx.tenant_id, ctx.actor, group_values(doc, creating=True))
     await _add_members(session, ctx, group, _member_ids(doc.get("members"), ctx.dialect))
@@ -339,8 +328,6 @@ async def create_group(session: AsyncSession, ctx: ScimContext, body: dict[str, 
 async def replace_group(
     session: AsyncSession, ctx: ScimContext, group_id: str, body: dict[str, Any], if_match: set[int] | None
 ) -> Group:
-    from trustplane.scim.resources import normalize
-
     group = await get_group(session, ctx, group_id)
     doc = normalize(GROUP_TYPE, body, ctx.dialect, check_schemas=True)
     await _claim(session, group, if_match)
@@ -556,8 +543,6 @@ async def bulk(db: Database, ctx: ScimContext, body: dict[str, Any]) -> dict[str
     if not isinstance(operations, list) or not operations:
         raise invalid_syntax("A Bulk request needs a non-empty 'Operations' list.")
     if len(operations) > MAX_BULK_OPERATIONS:
-        from trustplane.core.errors import PayloadTooLarge
-
         raise PayloadTooLarge(f"A Bulk request may carry at most {MAX_BULK_OPERATIONS} operations.")
     fail_on_errors = body.get("failOnErrors")
     if fail_on_errors is not None and (
@@ -586,6 +571,3 @@ async def bulk(db: Database, ctx: ScimContext, body: dict[str, Any]) -> dict[str
             if fail_on_errors is not None and errors >= fail_on_errors:
                 break
     return {"schemas": [BULK_RESPONSE], "Operations": results}
-
-
-__all__ = ["AttrPath", "ScimContext", "SearchParams"]
