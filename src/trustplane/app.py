@@ -35,6 +35,8 @@ from trustplane.graph.audit import router as audit_router
 from trustplane.graph.conditional_access import router as conditional_access_router
 from trustplane.graph.directory_objects import router as directory_objects_router
 from trustplane.graph.errors import GraphErrorDialect
+from trustplane.graph.identity_protection import router as identity_protection_router
+from trustplane.protection import ipintel
 from trustplane.scim.api import router as scim_router
 from trustplane.scim.errors import ScimErrorDialect
 from trustplane.settings import Settings
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         redoc_url=None,
     )
     app.state.settings = settings
+    ipintel.configure(settings.data_dir / ipintel.DATA_SUBDIR)  # packaged data + the admin's newer files
     app.state.db = db or Database(
         settings.effective_database_url,
         pool_size=settings.db_pool_size,
@@ -154,6 +157,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(directory_objects_router)
     app.include_router(audit_router)
     app.include_router(conditional_access_router)
+    app.include_router(identity_protection_router)
     app.include_router(scim_router)
     app.include_router(discovery_router)
     app.include_router(discovery_graph_router)

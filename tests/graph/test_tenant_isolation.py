@@ -18,10 +18,26 @@ from joserfc.jwk import RSAKey
 
 from tests.support.server import TenantHandle, TestServer
 from trustplane.auth.tokens import issuer_for
+from trustplane.core.clock import utcnow
+from trustplane.core.events import SYSTEM
 from trustplane.graph.properties import GROUP, USER
+from trustplane.protection import service as protection
 
 EVENTUAL = {"ConsistencyLevel": "eventual"}
-TABLES = ("users", "groups", "memberships", "directory_values", "events", "jobs", "audit_log")
+TABLES = (
+    "users",
+    "groups",
+    "memberships",
+    "directory_values",
+    "events",
+    "jobs",
+    "audit_log",
+    "risky_users",
+    "risky_user_history",
+    "risk_detections",
+    "sign_ins",
+)
+RISK_PERMISSIONS = ("IdentityRiskyUser.ReadWrite.All", "IdentityRiskEvent.Read.All", "AuditLog.Read.All")
 
 
 @dataclass
@@ -33,6 +49,7 @@ class World:
     b: TenantHandle
     ids: dict[str, str] = field(default_factory=dict)
     upns: dict[str, str] = field(default_factory=dict)
+    b_risk: TenantHandle | None = None  # an app of B with the identity protection permissions
 
     @property
     def b_ids(self) -> set[str]:
@@ -89,8 +106,26 @@ def world(server: TestServer) -> World:
             else:
                 make_group(c, server, w, "a_group", ["a_user"])
                 make_group(c, server, w, "a_parent", ["a_group"])
+    protect_b(server, w)
     server.wait_for_jobs()
     return w
+
+
+def protect_b(server: TestServer, w: World) -> None:
+    """B's identity protection data: b_user confirmed compromised and a risky sign-in of b_user."""
+
+    async def make() -> None:
+        async with server.db.session() as session:
+            await protection.confirm_compromised(session, w.b.tenant_id, SYSTEM, [w.ids["b_user"]])
+            attempt = protection.SignInAttempt(
+                user_principal_name=w.upns["b_user"], at=utcnow(), ip_address="185.220.101.1"
+            )
+            result = await protection.assess(session, w.b.tenant_id, attempt)
+            w.ids["b_sign_in"] = result.sign_in.id
+            w.ids["b_detection"] = result.detections[0].id
+
+    server.run(make())
+    w.b_risk = w.b.app(*RISK_PERMISSIONS, name="risk reader")
 
 
 # ---------------------------------------------------------------- probes, by (METHOD, path template)
@@ -293,6 +328,47 @@ def each(keys: tuple[str, ...], call: Callable[[httpx.Client, str], httpx.Respon
     return check
 
 
+def risk_reader(w: World) -> httpx.Client:
+    """A client of tenant A that holds the identity protection permissions (A's default app does not)."""
+    return w.a.app(*RISK_PERMISSIONS, name="risk reader").client()
+
+
+def list_risk(path: str, b_keys: tuple[str, ...]) -> Check:
+    """A's listing, filtered or not, shows none of B's rows; B's own listing shows them."""
+
+    def check(c: httpx.Client, w: World, server: TestServer) -> None:
+        b_expected = {w.ids[k] for k in b_keys}
+        assert w.b_risk is not None
+        with risk_reader(w) as ca, w.b_risk.client() as cb:
+            for params in ({}, {"$top": "999"}, {"$filter": f"userId eq '{w.ids['b_user']}'"}):
+                if "riskyUsers" in path and "$filter" in params:
+                    params = {"$filter": "riskLevel eq 'high' or riskLevel eq 'medium'"}
+                assert not ids_in(ca.get(path, params=params)) & w.b_ids, (path, params)
+                assert ids_in(cb.get(path, params=params)) >= b_expected, (path, params)
+
+    return check
+
+
+def read_risk(template: str, keys: tuple[str, ...]) -> Check:
+    def check(c: httpx.Client, w: World, server: TestServer) -> None:
+        with risk_reader(w) as ca:
+            for key in keys:
+                not_found(ca.get(template.format(id=w.ids[key])))
+
+    return check
+
+
+def risk_action(action: str) -> Check:
+    """Naming B's user in an action of A is refused (A has no such user) and changes nothing of B."""
+
+    def check(c: httpx.Client, w: World, server: TestServer) -> None:
+        with risk_reader(w) as ca:
+            r = ca.post(f"/v1.0/identityProtection/riskyUsers/{action}", json={"userIds": [w.ids["b_user"]]})
+            assert r.status_code == 400, r.text
+
+    return check
+
+
 # Writes and collections: each needs a probe written for it. A new one fails the coverage test until it has.
 PROBES: dict[tuple[str, str], Check] = {
     ("GET", "/v1.0/users"): list_users,
@@ -329,6 +405,28 @@ PROBES: dict[tuple[str, str], Check] = {
     ("POST", "/v1.0/directoryObjects/getByIds"): get_by_ids,
     ("GET", "/v1.0/auditLogs/directoryAudits"): list_audits,
     ("GET", "/v1.0/auditLogs/directoryAudits/{audit_id}"): get_audit,
+    ("GET", "/v1.0/identityProtection/riskyUsers"): list_risk(
+        "/v1.0/identityProtection/riskyUsers", ("b_user",)
+    ),
+    ("GET", "/v1.0/identityProtection/riskyUsers/{user_id}"): read_risk(
+        "/v1.0/identityProtection/riskyUsers/{id}", ("b_user",)
+    ),
+    ("GET", "/v1.0/identityProtection/riskyUsers/{user_id}/history"): read_risk(
+        "/v1.0/identityProtection/riskyUsers/{id}/history", ("b_user",)
+    ),
+    ("POST", "/v1.0/identityProtection/riskyUsers/confirmCompromised"): risk_action("confirmCompromised"),
+    ("POST", "/v1.0/identityProtection/riskyUsers/confirmSafe"): risk_action("confirmSafe"),
+    ("POST", "/v1.0/identityProtection/riskyUsers/dismiss"): risk_action("dismiss"),
+    ("GET", "/v1.0/identityProtection/riskDetections"): list_risk(
+        "/v1.0/identityProtection/riskDetections", ("b_detection",)
+    ),
+    ("GET", "/v1.0/identityProtection/riskDetections/{detection_id}"): read_risk(
+        "/v1.0/identityProtection/riskDetections/{id}", ("b_detection",)
+    ),
+    ("GET", "/v1.0/auditLogs/signIns"): list_risk("/v1.0/auditLogs/signIns", ("b_sign_in",)),
+    ("GET", "/v1.0/auditLogs/signIns/{sign_in_id}"): read_risk(
+        "/v1.0/auditLogs/signIns/{id}", ("b_sign_in",)
+    ),
 }
 
 # Reads of one object or its sub-collections (one id in the path) get a generic probe: B's objects of the

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.protection.support import T0, assess, make_user, write
 from tests.support.server import TestServer
+from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
 from trustplane.protection import service
 from trustplane.protection.models import RiskDetection, RiskyUser, RiskyUserHistory
@@ -178,7 +181,8 @@ def test_admin_actions_are_audited(server: TestServer) -> None:
     activities = {
         r[0]
         for r in server.rows(
-            "SELECT activity FROM audit_log WHERE tenant_id = :t AND target_id = :u AND category = 'IdentityProtection'",
+            "SELECT activity FROM audit_log "
+            "WHERE tenant_id = :t AND target_id = :u AND category = 'IdentityProtection'",
             t=tenant_id,
             u=user.id,
         )
@@ -190,10 +194,6 @@ def test_an_action_naming_an_unknown_user_writes_nothing(server: TestServer) -> 
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)
     missing = "00000000-0000-0000-0000-000000000001"
-    try:
+    with pytest.raises(BadRequest, match="was not found"):
         write(server, lambda s: service.confirm_compromised(s, tenant_id, PARTNER, [user.id, missing]))
-    except Exception as exc:  # noqa: BLE001
-        assert "was not found" in str(exc)
-    else:
-        raise AssertionError("expected an error")
     assert risky(server, tenant_id, user.id) is None

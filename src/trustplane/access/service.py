@@ -21,6 +21,7 @@ from trustplane.core.events import Actor, EventSpec, emit, subscribe
 from trustplane.core.ids import is_uuid, new_id
 from trustplane.directory import service as directory
 from trustplane.directory.audit import ACTIVITIES, AUDIT_JOB
+from trustplane.protection import service as protection
 
 # The audit log records conditional access changes in the words Entra's directory audit uses.
 ACTIVITIES.update(
@@ -313,9 +314,14 @@ async def user_sign_in_context(
 ) -> SignInContext:
     """A user's sign-in context with the user's transitive groups read from the directory now (never
     cached, so a membership change decides the very next sign-in). A guest account (userType Guest) is an
-    internal guest unless the caller says which kind of external user it is."""
+    internal guest unless the caller says which kind of external user it is. Unless the caller gives
+    ``user_risk``, it is the user's current risk from identity protection (so a user confirmed compromised
+    a moment ago is high risk at the next decision); the sign-in path passes ``sign_in_risk`` from
+    ``protection.service.assess``."""
     user = await directory.get_user(session, tenant_id, user_id)
     groups = frozenset(await directory.member_group_ids(session, tenant_id, user.id))
+    if conditions.get("user_risk") is None:
+        conditions["user_risk"] = await protection.current_user_risk(session, tenant_id, user.id)
     if guest_type is None and (user.user_type or "").lower() == "guest":
         guest_type = "internalGuest"
     return SignInContext(

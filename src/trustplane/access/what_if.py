@@ -95,12 +95,13 @@ def _conditions(raw: dict[str, Any]) -> dict[str, Any]:
         "platform": raw.get("devicePlatform"),
         "client_app_type": raw.get("clientAppType") or "browser",
         "sign_in_risk": raw.get("signInRiskLevel") or "none",
-        "user_risk": raw.get("userRiskLevel") or "none",
         "service_principal_risk": raw.get("servicePrincipalRiskLevel") or "none",
         "insider_risk": raw.get("insiderRiskLevel"),
         "country": (raw.get("country") or "").upper() or None,
         "ip_address": raw.get("ipAddress"),
     }
+    if raw.get("userRiskLevel"):  # else a user's current risk from identity protection (user_sign_in_context)
+        out["user_risk"] = raw["userRiskLevel"]
     flow = raw.get("authenticationFlow")
     if flow is not None:
         _only(flow, {"transferMethod"}, "authenticationFlow")

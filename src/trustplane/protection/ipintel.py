@@ -19,6 +19,7 @@ from pathlib import Path
 import iporigin
 import iptocc
 
+DATA_SUBDIR = "ip-intel"  # inside the data directory
 ASN_FILE = "asn.csv"
 COUNTRY_FILE = "country.csv"
 
