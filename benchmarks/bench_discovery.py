@@ -1,6 +1,7 @@
 """Cloud discovery throughput: end-to-end lines/s and MB/s per log format (parse + catalogue match +
 aggregation per app, user, IP and day: ``discovery.processing.process_slice``, the work of a processing job
-minus its database writes), on generated files, beside two yardsticks measured in the same run:
+minus its database writes, in slices of ``service.SLICE_LINES`` lines as the job runs them), on generated
+files, beside two yardsticks measured in the same run:
 
 * ``wc -l`` on the same file: the read floor (a C loop that only counts newlines);
 * ``pycef`` (PyPI) parsing the same CEF file line by line (a peer Python CEF parser), on the first
@@ -50,8 +51,10 @@ START = 1793610000  # 2026-11-02T09:00:00Z
 
 def _pick(rng: random.Random, i: int) -> tuple[int, str, str, str, int, int, bool, str]:
     ts = START + i // 20
-    user = f"user{rng.randrange(2000)}"
-    ip = f"10.{rng.randrange(4)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    u = rng.randrange(2000)
+    user = f"user{u}"
+    # each user has a desk IP and, now and then, a second one (VPN): realistic user-IP pairs
+    ip = f"10.{u % 4}.{u // 8 % 256}.{u % 254 + 1}" if rng.random() < 0.9 else f"10.9.{u % 256}.{u % 200 + 1}"
     host = HOSTS[rng.randrange(len(HOSTS))]
     up, down = rng.randrange(100, 50_000), rng.randrange(100, 500_000)
     blocked = rng.random() < 0.05
@@ -231,15 +234,21 @@ def _process(path: str, source: str, queue: Any) -> None:
     from trustplane.discovery.catalog import shipped_catalog
     from trustplane.discovery.parsers import ParseStats, parser_for
     from trustplane.discovery.processing import process_slice
+    from trustplane.discovery.service import SLICE_LINES
 
     catalog = shipped_catalog()
     parser = parser_for(source)
     stats = ParseStats()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    result = process_slice(
-        Path(path), parser, stats, catalog, start_offset=0, max_lines=1 << 62, max_seconds=1e9
-    )
+    offset, app_rows = 0, 0
+    while True:  # slices as the processing job runs them; their sums would go to the database
+        result = process_slice(
+            Path(path), parser, stats, catalog, start_offset=offset, max_lines=SLICE_LINES, max_seconds=1e9
+        )
+        offset, app_rows = result.end_offset, app_rows + result.apps.height
+        if result.finished:
+            break
     elapsed = time.perf_counter() - start
     queue.put(
         {
@@ -247,7 +256,7 @@ def _process(path: str, source: str, queue: Any) -> None:
             "lines": stats.lines_read,
             "parsed": stats.parsed,
             "rejected": stats.rejected,
-            "app_rows": result.apps.height,
+            "app_rows": app_rows,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": rss_before / 1024,
         }

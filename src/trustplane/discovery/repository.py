@@ -109,12 +109,15 @@ async def _add_sums(
     if frame.height == 0:
         return
     assert isinstance(table, Table)
-    rows = [{"tenant_id": tenant_id, "stream_id": stream_id, **row} for row in frame.iter_rows(named=True)]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "stream_id", *keys],
         set_={name: table.c[name] + stmt.excluded[name] for name in SUMS},
     )
-    for start in range(0, len(rows), 2000):
-        await session.execute(stmt, rows[start : start + 2000])
+    for start in range(0, frame.height, 2000):  # a few thousand row dicts at a time, never the whole slice
+        rows = [
+            {"tenant_id": tenant_id, "stream_id": stream_id, **row}
+            for row in frame.slice(start, 2000).iter_rows(named=True)
+        ]
+        await session.execute(stmt, rows)
