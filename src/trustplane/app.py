@@ -37,6 +37,7 @@ from trustplane.graph.directory_objects import router as directory_objects_route
 from trustplane.graph.errors import GraphErrorDialect
 from trustplane.graph.identity_protection import router as identity_protection_router
 from trustplane.protection import ipintel
+from trustplane.protection.api import router as protection_router
 from trustplane.scim.api import router as scim_router
 from trustplane.scim.errors import ScimErrorDialect
 from trustplane.settings import Settings
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(audit_router)
     app.include_router(conditional_access_router)
     app.include_router(identity_protection_router)
+    app.include_router(protection_router)
     app.include_router(scim_router)
     app.include_router(discovery_router)
     app.include_router(discovery_graph_router)

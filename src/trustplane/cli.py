@@ -8,6 +8,7 @@ import gc
 import json as jsonlib
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -31,6 +32,8 @@ from trustplane.core.migrate import upgrade
 from trustplane.directory.models import Tenant
 from trustplane.directory.repository import TenantLookup
 from trustplane.discovery.cli import discovery_cli
+from trustplane.protection import ipintel
+from trustplane.protection import service as protection
 from trustplane.settings import Settings
 
 app = typer.Typer(help="TrustPlane: a self-hosted Zero Trust control plane.", no_args_is_help=True)
@@ -43,6 +46,11 @@ app.add_typer(tokens_cli, name="tokens")
 app.add_typer(tenants_cli, name="tenants")
 app.add_typer(keys_cli, name="keys")
 app.add_typer(discovery_cli, name="discovery")
+protection_cli = typer.Typer(
+    help="Identity protection: IP intelligence, threat intelligence, leaked credentials.",
+    no_args_is_help=True,
+)
+app.add_typer(protection_cli, name="protection")
 
 console = Console(stderr=True)
 CLI_ACTOR = Actor(type="cli", id="cli", name="trustplane CLI")
@@ -405,6 +413,75 @@ def keys_rotate(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
 
     result = _run(run)
     _emit(as_json, result, f"new signing key {result['kid']}")
+
+
+# ---------------------------------------------------------------- identity protection
+
+
+@protection_cli.command("load-ip-data")
+def protection_load_ip_data(
+    file: Annotated[
+        Path, typer.Argument(help="CSV of address ranges: first,last,value (a header is allowed).")
+    ],
+    kind: Annotated[
+        str, typer.Option("--kind", help="'asn' or 'country' (overrides the packaged data).")
+    ] = "asn",
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a newer IP-to-ASN or IP-to-country range file the admin supplies (read at server start)."""
+    settings = _settings()
+    try:
+        count = ipintel.install(settings.data_dir / ipintel.DATA_SUBDIR, file, kind)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    _emit(
+        as_json,
+        {"kind": kind, "ranges": count},
+        f"loaded {count} {kind} ranges; restart the server to use them",
+    )
+
+
+@protection_cli.command("import-leaked")
+def protection_import_leaked(
+    file: Annotated[
+        Path, typer.Argument(help="SHA-1 password hashes, one a line (HIBP's HASH:COUNT is fine).")
+    ],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import leaked-password SHA-1 hashes; sign-ins with such a password raise leakedCredentials."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    async def run(db: Database, keys: KeyStore) -> int:
+        found = await _tenant(db, tenant)
+        async with db.session() as session:
+            return await protection.import_leaked_hashes(session, found.id, CLI_ACTOR, lines)
+
+    added = _run(run)
+    _emit(as_json, {"added": added}, f"{added} new leaked-password hashes")
+
+
+@protection_cli.command("threat-intel")
+def protection_threat_intel(
+    ranges: Annotated[list[str], typer.Argument(help="IP addresses or CIDR ranges.")],
+    kind: Annotated[str, typer.Option("--kind", help="'malicious' or 'anonymizer'.")] = "malicious",
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add addresses to the tenant's malicious-IP or anonymiser list."""
+
+    async def run(db: Database, keys: KeyStore) -> int:
+        found = await _tenant(db, tenant)
+        async with db.session() as session:
+            return await protection.add_threat_intel(session, found.id, CLI_ACTOR, kind, ranges)
+
+    added = _run(run)
+    _emit(as_json, {"kind": kind, "ranges": added}, f"{added} {kind} ranges listed")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ KNOWN_PERMISSIONS: frozenset[str] = frozenset(
         "IdentityRiskyUser.Read.All",
         "IdentityRiskyUser.ReadWrite.All",
         "IdentityRiskEvent.Read.All",
+        "IdentityRiskEvent.ReadWrite.All",
         "CloudApp-Discovery.Read.All",
         "CloudApp-Discovery.ReadWrite.All",
         "SecurityAlert.ReadWrite.All",
@@ -75,6 +76,7 @@ READ_RISKY_USERS = (IDENTITY_RISKY_USER_READ_ALL, IDENTITY_RISKY_USER_READWRITE_
 WRITE_RISKY_USERS = (IDENTITY_RISKY_USER_READWRITE_ALL,)
 READ_RISK_EVENTS = (IDENTITY_RISK_EVENT_READ_ALL,)
 READ_SIGN_INS = (AUDITLOG_READ_ALL,)
+INGEST_SIGN_INS = ("IdentityRiskEvent.ReadWrite.All",)  # sign-in events from other identity providers
 # Reading a user's memberships needs to see both users and groups.
 READ_MEMBERSHIPS = READ_GROUPS
 

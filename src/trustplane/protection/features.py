@@ -8,7 +8,8 @@ the value, and the likelihood of a value seen c times among N observations with 
 as c/N * (1 - M/(N+M)) (c > 0) or 1/(N+M) (unseen). A value the user never used gets a quarter of its
 tenant-wide likelihood. Features are hierarchical and their sub-features interpolated linearly: IP (address
 0.6, ASN 0.3, country 0.1) and user agent (full string 0.5387, browser and version 0.2680, OS and version
-0.1882, device type 0.0051). The score shown is S / (1 + S), in [0, 1)."""
+0.1882, device type 0.0051); a sub-feature whose value is unknown (no ASN data for the address) is left out
+and the others' weights scaled up. The score shown is S / (1 + S), in [0, 1)."""
 
 from __future__ import annotations
 
@@ -108,9 +109,14 @@ def score(values: Mapping[str, str], user: Counts, tenant: Counts) -> float:
         return 1.0
     ratio = (1 / n_users) / (n_user / n_all)
     for group in GROUPS:
+        # An unknown value (no ASN for the address, an unparsable agent) carries no information: its
+        # weight goes to the group's known sub-features.
+        known = [(f, w) for f, w in group if values[f] != UNKNOWN] or list(group)
+        scale = 1 / sum(w for _, w in known)
         p_attack = 0.0
         p_legit = 0.0
-        for feature, weight in group:
+        for feature, weight in known:
+            weight *= scale
             value = values[feature]
             p_global = smoothed(tenant.get(feature, value), tenant.total(feature), tenant.distinct(feature))
             c_user = user.get(feature, value)

@@ -255,7 +255,8 @@ async def assess(
     user's risk, and (for a successful sign-in that raised no risk) learn its features."""
     at = to_utc(attempt.at)
     user = await _user(session, tenant_id, attempt)
-    user_id = user.id if user is not None else (attempt.user_id or "")
+    # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
+    user_id = user.id if user is not None else ""
     intel = ipintel.current().lookup(attempt.ip_address)
     lists = await ThreatIntelRepository(session, tenant_id).cidrs()
     admin_anonymizer = _in_any(attempt.ip_address, _networks(lists, "anonymizer"))

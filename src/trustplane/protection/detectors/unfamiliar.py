@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from trustplane.protection.detectors.base import Detector, Finding, Signal, SignInSignal
 
-# Risk score (likelihood ratio S mapped to S / (1 + S)) at which each level starts.
-THRESHOLDS = (("high", 0.99), ("medium", 0.9), ("low", 0.75))
+# Risk score (likelihood ratio S mapped to S / (1 + S)) at which each level starts: S >= 32, 9 and 3. A
+# value the user never used multiplies S by 4 per feature group, so a new address and a new browser
+# together reach medium for a user of average activity.
+THRESHOLDS = (("high", 0.97), ("medium", 0.9), ("low", 0.75))
 
 
 def level_of(score: float) -> str:
