@@ -187,7 +187,7 @@ async def _get_one(
 ) -> Response:
     ctx = context(request, principal)
     obj: User | Group = (
-        await service.get_user(session, ctx, obj_id)
+        await service.read_user(session, ctx, obj_id)
         if rtype is USER_TYPE
         else await service.get_group(session, ctx, obj_id)
     )

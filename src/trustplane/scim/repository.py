@@ -16,7 +16,7 @@ from trustplane.directory.models import DirectoryValue, Group, Membership, User
 from trustplane.directory.repository import GroupRepository, MembershipRepository, UserRepository
 from trustplane.directory.service import UPN_RE
 from trustplane.scim.errors import invalid_filter, invalid_value
-from trustplane.scim.filter import AttrPath, Field, Multi, Node, Scalar, to_sql
+from trustplane.scim.filter import AttrPath, Compare, Field, Multi, Node, Scalar, to_sql
 from trustplane.scim.resources import ABSENT
 from trustplane.scim.schemas import ENTERPRISE_SCHEMA, USER_TYPE, ResourceType
 
@@ -160,6 +160,19 @@ def resolver(
     return resolve
 
 
+def _upn_lookup(rtype: ResourceType, node: Node | None) -> str | None:
+    """The value of a filter that is exactly ``userName eq "<a userPrincipalName>"``, else None."""
+    if rtype is not USER_TYPE or not isinstance(node, Compare) or node.op != "eq":
+        return None
+    path = node.path
+    if path.attr.lower() != "username" or path.sub is not None:
+        return None
+    if path.schema is not None and path.schema.lower() != USER_TYPE.schema.id.lower():
+        return None
+    value = node.value
+    return value if isinstance(value, str) and UPN_RE.match(value) else None
+
+
 class ScimValueRepository(TenantRepository[DirectoryValue]):
     """The ``scim.*`` rows of directory_values (emails and phone numbers by type, for filters)."""
 
@@ -204,6 +217,13 @@ class ScimQueries:
         limit: int,
     ) -> tuple[list[Any], int]:
         """One page and the total. The total costs no second query when the page shows everything."""
+        upn = _upn_lookup(rtype, node)
+        if upn is not None and sort_by is None and offset == 0 and limit > 0:
+            # Provisioning clients look users up by userName before every change: answer it as Graph answers
+            # a UPN lookup (one indexed row, from the row cache when the session may use it).
+            record = await self.users.record_by_upn(upn)
+            found = [record] if record is not None and record.user_name is None else []
+            return found, len(found)
         model: Any = User if rtype is USER_TYPE else Group
         base = self._base(rtype, node)
         rows: list[Any] = []

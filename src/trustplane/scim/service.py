@@ -17,7 +17,7 @@ from trustplane.core.events import Actor
 from trustplane.core.ids import is_uuid
 from trustplane.directory import service as directory
 from trustplane.directory.models import Group, User
-from trustplane.directory.repository import TenantLookup
+from trustplane.directory.repository import TenantLookup, UserRepository
 from trustplane.scim.errors import (
     ScimError,
     error_body,
@@ -78,6 +78,15 @@ async def get_user(session: AsyncSession, ctx: ScimContext, user_id: str) -> Use
         raise scim_not_found("User", user_id) from None
 
 
+async def read_user(session: AsyncSession, ctx: ScimContext, user_id: str) -> Any:
+    """A user for a read-only request: an immutable record (``UserRepository.record``), which renders as a
+    User does."""
+    record = await UserRepository(session, ctx.tenant_id).record(user_id) if is_uuid(user_id) else None
+    if record is None:
+        raise scim_not_found("User", user_id)
+    return record
+
+
 async def get_group(session: AsyncSession, ctx: ScimContext, group_id: str) -> Group:
     try:
         return await directory.get_group(session, ctx.tenant_id, group_id)
@@ -125,9 +134,9 @@ async def render(
     session: AsyncSession, ctx: ScimContext, obj: User | Group, projection: Projection | None = None
 ) -> dict[str, Any]:
     projection = projection or Projection()
-    if isinstance(obj, User):
-        return (await render_users(session, ctx, [obj], projection))[0]
-    return (await render_groups(session, ctx, [obj], projection))[0]
+    if isinstance(obj, Group):
+        return (await render_groups(session, ctx, [obj], projection))[0]
+    return (await render_users(session, ctx, [obj], projection))[0]  # a User, or a user record
 
 
 # ---------------------------------------------------------------- users
