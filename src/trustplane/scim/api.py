@@ -110,11 +110,14 @@ async def get_schema(schema_id: str, request: Request, principal: Principal = Sc
     return scim_json(schema.to_json(context(request, principal).base))
 
 
-@router.api_route(
-    "/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], summary="Not supported: the caller is a token"
-)
 async def me(principal: Principal = Scim) -> Response:
     raise ScimError(501, None, "/Me is not supported: SCIM callers authenticate as API tokens, not as users.")
+
+
+for me_method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/Me", me, methods=[me_method], name=f"me_{me_method.lower()}", summary="Not supported (501)"
+    )
 
 
 # ---------------------------------------------------------------- queries
@@ -146,162 +149,94 @@ async def search_root(
     return await _search(request, session, principal, [USER_TYPE, GROUP_TYPE], params)
 
 
-@router.post("/Users/.search", summary="Search users")
-async def search_users(
-    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    return await _search(request, session, principal, [USER_TYPE], await _search_body(request))
-
-
-@router.post("/Groups/.search", summary="Search groups")
-async def search_groups(
-    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    return await _search(request, session, principal, [GROUP_TYPE], await _search_body(request))
-
-
-@router.get("/Users", summary="List users (filter, sortBy, startIndex, count, attributes)")
-async def list_users(
-    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    params = SearchParams.from_values(dict(request.query_params))
-    return await _search(request, session, principal, [USER_TYPE], params)
-
-
-@router.get("/Groups", summary="List groups (filter, sortBy, startIndex, count, attributes)")
-async def list_groups(
-    request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    params = SearchParams.from_values(dict(request.query_params))
-    return await _search(request, session, principal, [GROUP_TYPE], params)
-
-
 def _projection(request: Request, rtype: ResourceType) -> Projection:
     return Projection.parse(
         rtype, request.query_params.get("attributes"), request.query_params.get("excludedAttributes")
     )
 
 
-async def _get_one(
-    request: Request, session: AsyncSession, principal: Principal, obj_id: str, rtype: ResourceType
-) -> Response:
-    ctx = context(request, principal)
-    obj: User | Group = (
-        await service.read_user(session, ctx, obj_id)
-        if rtype is USER_TYPE
-        else await service.get_group(session, ctx, obj_id)
-    )
-    none_match = request.headers.get("if-none-match")
-    if none_match is not None and (
-        none_match.strip() == "*" or obj.version in (parse_if_match(none_match) or set())
-    ):
-        return Response(status_code=304, headers={"ETag": etag(obj)})
-    return resource_response(await service.render(session, ctx, obj, _projection(request, rtype)), obj)
-
-
-@router.get("/Users/{user_id}", summary="Get a user")
-async def get_user(
-    user_id: str, request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    return await _get_one(request, session, principal, user_id, USER_TYPE)
-
-
-@router.get("/Groups/{group_id}", summary="Get a group")
-async def get_group(
-    group_id: str, request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
-) -> Response:
-    return await _get_one(request, session, principal, group_id, GROUP_TYPE)
-
-
-# ---------------------------------------------------------------- writes
-
-
 def _if_match(request: Request) -> set[int] | None:
     return parse_if_match(request.headers.get("if-match"))
 
 
-@router.post("/Users", summary="Create a user")
-async def create_user(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    user = await service.create_user(session, ctx, await read_body(request))
-    return resource_response(
-        await service.render(session, ctx, user, _projection(request, USER_TYPE)), user, 201
-    )
+def resource_routes(ops: service.ResourceOps) -> None:
+    """The same seven routes for every resource type (``/Users``, ``/Groups``)."""
+    rtype = ops.rtype
+    noun = rtype.name.lower()
+
+    async def list_resources(
+        request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
+    ) -> Response:
+        params = SearchParams.from_values(dict(request.query_params))
+        return await _search(request, session, principal, [rtype], params)
+
+    async def search_resources(
+        request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
+    ) -> Response:
+        return await _search(request, session, principal, [rtype], await _search_body(request))
+
+    async def get_resource(
+        object_id: str, request: Request, session: AsyncSession = ReadSession, principal: Principal = Scim
+    ) -> Response:
+        ctx = context(request, principal)
+        obj = await ops.read(session, ctx, object_id)
+        none_match = request.headers.get("if-none-match")
+        if none_match is not None and (
+            none_match.strip() == "*" or obj.version in (parse_if_match(none_match) or set())
+        ):
+            return Response(status_code=304, headers={"ETag": etag(obj)})
+        return resource_response(await service.render(session, ctx, obj, _projection(request, rtype)), obj)
+
+    async def create_resource(
+        request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    ) -> Response:
+        ctx = context(request, principal)
+        obj = await ops.create(session, ctx, await read_body(request))
+        rendered = await service.render(session, ctx, obj, _projection(request, rtype))
+        return resource_response(rendered, obj, 201)
+
+    async def replace_resource(
+        object_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    ) -> Response:
+        ctx = context(request, principal)
+        body = await read_body(request)
+        obj = await ops.replace(session, ctx, object_id, body, _if_match(request))
+        return resource_response(await service.render(session, ctx, obj, _projection(request, rtype)), obj)
+
+    async def patch_resource(
+        object_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    ) -> Response:
+        ctx = context(request, principal)
+        body = await read_body(request)
+        obj, members_changed = await ops.patch(session, ctx, object_id, body, _if_match(request))
+        if members_changed:  # no member list in the answer: a one-member change stays O(1)
+            return Response(status_code=204, headers={"ETag": etag(obj)})
+        return resource_response(await service.render(session, ctx, obj, _projection(request, rtype)), obj)
+
+    async def delete_resource(
+        object_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
+    ) -> Response:
+        await ops.delete(session, context(request, principal), object_id, _if_match(request))
+        return Response(status_code=204)
+
+    path = rtype.endpoint
+    one = f"{path}/{{object_id}}"
+    routes: list[tuple[str, Any, str, str]] = [
+        (path, list_resources, "GET", f"List {noun}s (filter, sortBy, startIndex, count, attributes)"),
+        (f"{path}/.search", search_resources, "POST", f"Search {noun}s"),
+        (one, get_resource, "GET", f"Get a {noun}"),
+        (path, create_resource, "POST", f"Create a {noun}"),
+        (one, replace_resource, "PUT", f"Replace a {noun}"),
+        (one, patch_resource, "PATCH", f"Patch a {noun}"),
+        (one, delete_resource, "DELETE", f"Delete a {noun}"),
+    ]
+    for route_path, endpoint, method, summary in routes:
+        name = f"{endpoint.__name__.replace('resources', noun + 's').replace('resource', noun)}"
+        router.add_api_route(route_path, endpoint, methods=[method], summary=summary, name=name)
 
 
-@router.put("/Users/{user_id}", summary="Replace a user")
-async def replace_user(
-    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    body = await read_body(request)
-    user = await service.replace_user(session, ctx, user_id, body, _if_match(request))
-    return resource_response(await service.render(session, ctx, user, _projection(request, USER_TYPE)), user)
-
-
-@router.patch("/Users/{user_id}", summary="Patch a user")
-async def patch_user(
-    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    body = await read_body(request)
-    user = await service.patch_user(session, ctx, user_id, body, _if_match(request))
-    return resource_response(await service.render(session, ctx, user, _projection(request, USER_TYPE)), user)
-
-
-@router.delete("/Users/{user_id}", summary="Delete a user")
-async def delete_user(
-    user_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    await service.delete_user(session, context(request, principal), user_id, _if_match(request))
-    return Response(status_code=204)
-
-
-@router.post("/Groups", summary="Create a group")
-async def create_group(
-    request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    group = await service.create_group(session, ctx, await read_body(request))
-    return resource_response(
-        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group, 201
-    )
-
-
-@router.put("/Groups/{group_id}", summary="Replace a group")
-async def replace_group(
-    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    body = await read_body(request)
-    group = await service.replace_group(session, ctx, group_id, body, _if_match(request))
-    return resource_response(
-        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group
-    )
-
-
-@router.patch("/Groups/{group_id}", summary="Patch a group")
-async def patch_group(
-    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    ctx = context(request, principal)
-    body = await read_body(request)
-    group, members_changed = await service.patch_group(session, ctx, group_id, body, _if_match(request))
-    if members_changed:
-        return Response(status_code=204, headers={"ETag": etag(group)})
-    return resource_response(
-        await service.render(session, ctx, group, _projection(request, GROUP_TYPE)), group
-    )
-
-
-@router.delete("/Groups/{group_id}", summary="Delete a group")
-async def delete_group(
-    group_id: str, request: Request, session: AsyncSession = DbSession, principal: Principal = Scim
-) -> Response:
-    await service.delete_group(session, context(request, principal), group_id, _if_match(request))
-    return Response(status_code=204)
+for resource_ops in service.RESOURCE_OPS:
+    resource_routes(resource_ops)
 
 
 @router.post("/Bulk", summary="Bulk operations with bulkId references and failOnErrors")

@@ -6,6 +6,7 @@ session and plain values; never commits (except Bulk, whose operations each comm
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,12 +191,13 @@ async def replace_user(
 
 async def patch_user(
     session: AsyncSession, ctx: ScimContext, user_id: str, body: dict[str, Any], if_match: set[int] | None
-) -> User:
+) -> tuple[User, bool]:
+    """The user, and False: a user's PATCH always answers with the resource (see ``patch_group``)."""
     user = await get_user(session, ctx, user_id)
     operations = parse_operations(body, ctx.dialect)
     doc = apply(USER_TYPE, user_document(user), operations, ctx.dialect)
     await _claim(session, user, if_match)
-    return await _write_user(session, ctx, doc, user)
+    return await _write_user(session, ctx, doc, user), False
 
 
 async def delete_user(
@@ -374,6 +376,30 @@ async def delete_group(
     await directory.delete_group(session, ctx.tenant_id, ctx.actor, group.id)
 
 
+Body = dict[str, Any]
+IfMatch = set[int] | None  # the versions If-Match accepts; None: any
+
+
+@dataclass(frozen=True)
+class ResourceOps:
+    """What the face does with one resource type; the routes and Bulk dispatch through it."""
+
+    rtype: ResourceType
+    read: Callable[[AsyncSession, ScimContext, str], Awaitable[Any]]
+    create: Callable[[AsyncSession, ScimContext, dict[str, Any]], Awaitable[Any]]
+    replace: Callable[[AsyncSession, ScimContext, str, dict[str, Any], set[int] | None], Awaitable[Any]]
+    patch: Callable[
+        [AsyncSession, ScimContext, str, dict[str, Any], set[int] | None], Awaitable[tuple[Any, bool]]
+    ]
+    delete: Callable[[AsyncSession, ScimContext, str, set[int] | None], Awaitable[None]]
+
+
+RESOURCE_OPS = (
+    ResourceOps(USER_TYPE, read_user, create_user, replace_user, patch_user, delete_user),
+    ResourceOps(GROUP_TYPE, get_group, create_group, replace_group, patch_group, delete_group),
+)
+
+
 # ---------------------------------------------------------------- queries
 
 
@@ -515,26 +541,17 @@ async def _bulk_operation(
     result: dict[str, Any] = {"method": method}
     if operation.get("bulkId"):
         result["bulkId"] = operation["bulkId"]
+    ops = RESOURCE_OPS[0] if rtype is USER_TYPE else RESOURCE_OPS[1]
     async with db.session() as session:
         obj: User | Group | None = None
-        if rtype is USER_TYPE:
-            if method == "POST":
-                obj = await create_user(session, ctx, data)
-            elif method == "PUT":
-                obj = await replace_user(session, ctx, str(object_id), data, if_match)
-            elif method == "PATCH":
-                obj = await patch_user(session, ctx, str(object_id), data, if_match)
-            else:
-                await delete_user(session, ctx, str(object_id), if_match)
+        if method == "POST":
+            obj = await ops.create(session, ctx, data)
+        elif method == "PUT":
+            obj = await ops.replace(session, ctx, str(object_id), data, if_match)
+        elif method == "PATCH":
+            obj = (await ops.patch(session, ctx, str(object_id), data, if_match))[0]
         else:
-            if method == "POST":
-                obj = await create_group(session, ctx, data)
-            elif method == "PUT":
-                obj = await replace_group(session, ctx, str(object_id), data, if_match)
-            elif method == "PATCH":
-                obj = (await patch_group(session, ctx, str(object_id), data, if_match))[0]
-            else:
-                await delete_group(session, ctx, str(object_id), if_match)
+            await ops.delete(session, ctx, str(object_id), if_match)
         if obj is not None:
             result["location"] = f"{ctx.base}{rtype.endpoint}/{obj.id}"
             result["version"] = f'W/"{obj.version}"'
