@@ -484,5 +484,18 @@ def protection_threat_intel(
     _emit(as_json, {"kind": kind, "ranges": added}, f"{added} {kind} ranges listed")
 
 
+@protection_cli.command("age-out")
+def protection_age_out(tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+    """Recompute users whose low risk is older than 180 days (run daily; decisions already ignore it)."""
+
+    async def run(db: Database, keys: KeyStore) -> int:
+        found = await _tenant(db, tenant)
+        async with db.session() as session:
+            return await protection.age_out(session, found.id)
+
+    changed = _run(run)
+    _emit(as_json, {"changed": changed}, f"{changed} users' low risk aged out")
+
+
 if __name__ == "__main__":
     app()

@@ -124,3 +124,12 @@ def test_threat_intel_and_leaked_hash_commands_write_the_tenants_lists(
         database_url=server.database_url,
     )
     assert bad.returncode == 2 and "not an IP address" in bad.stderr
+
+
+def test_age_out_command_runs_for_a_tenant(server: TestServer, tmp_path: Path) -> None:
+    tenant = server.tenant()
+    result = run_cli(
+        "age-out", "--tenant", tenant.domain, "--json", data_dir=tmp_path, database_url=server.database_url
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"changed": 0}
