@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bare_app
 import seed_directory
 
+import trustplane.cli as cli
 from trustplane.app import create_app
-from trustplane.cli import tune_gc
 from trustplane.core.observability import REGISTRY
 from trustplane.settings import Settings
 
@@ -105,15 +105,14 @@ async def measure(run: Call, n: int, repeats: int, offset: int, concurrency: int
 async def main_async(args: argparse.Namespace) -> None:
     seeded = await seed_directory.seed(users=args.users, groups=args.groups, depth=args.depth)
     print(f"seeded {seeded.users} users / {seeded.groups} groups into {seeded.database}", flush=True)
+    cache_off: dict[str, Any] = {"row_cache_size": 0} if args.no_cache else {}
     settings = Settings(
-        database_url=seeded.url,
-        run_worker_in_process=False,
-        log_level="warning",
-        row_cache_size=0 if args.no_cache else Settings().row_cache_size,
+        database_url=seeded.url, run_worker_in_process=False, log_level="warning", **cache_off
     )
     app = create_app(settings)
     try:
-        if not args.default_gc:
+        tune_gc = getattr(cli, "tune_gc", None)  # absent in trees before it (for before/after runs)
+        if not args.default_gc and tune_gc is not None:
             tune_gc()  # as `trustplane serve` does
         async with app.router.lifespan_context(app):
             await asyncio.sleep(0.5)  # the row cache's listener connects
@@ -197,7 +196,7 @@ async def main_async(args: argparse.Namespace) -> None:
             )
             for name, cost in results.items():
                 print(f"  {name:34s} {cost * 1e6:8.0f} us  {cost / bare_cost:5.2f}x bare")
-            caches = app.state.db.row_caches
+            caches = getattr(app.state.db, "row_caches", None)
             users = caches.get("users") if caches is not None else None
             if users is None:
                 print("row cache: off")

@@ -95,7 +95,7 @@ def requires(*permissions: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller must hold at least one of ``permissions``."""
 
     # One dependency, not two (``check`` on ``authenticate``): each level of FastAPI's dependency
-    # resolution cost ~10 us per request.
+    # resolution cost ~15 us per request.
     async def check(request: Request) -> Principal:
         principal = await authenticate(request)
         if not principal.has_any(permissions):

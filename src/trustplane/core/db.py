@@ -134,8 +134,8 @@ class Database:
         self.row_caches = (
             RowCaches(row_cache_size) if row_cache_size > 0 and self.dialect == "postgresql" else None
         )
-        # Read-only requests run each statement in autocommit: no BEGIN and COMMIT round trips (~135 us of
-        # CPU per GET by id, docs/benchmarks.md). Same answers: PostgreSQL's READ COMMITTED takes a new
+        # Read-only requests run each statement in autocommit: no BEGIN and COMMIT round trips (~90 us of
+        # CPU for a Core read, docs/benchmarks.md). Same answers: PostgreSQL's READ COMMITTED takes a new
         # snapshot per statement anyway, and SQLite's driver never opens a transaction for a SELECT.
         self.read_only_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.read_only_sessionmaker = async_sessionmaker(
@@ -191,7 +191,7 @@ class Database:
     async def fetch_records(self, stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
         """The rows of a read-only SELECT as immutable records (named tuples: every column by name), outside
         any transaction. On PostgreSQL it runs straight on the driver, on a connection of the pool, with the
-        columns' own result processors: SQLAlchemy's connection, cursor and result layers cost ~200 us of
+        columns' own result processors: SQLAlchemy's connection, cursor and result layers cost ~190 us of
         CPU per read on top of ~100 us for asyncpg and the pool (docs/benchmarks.md)."""
         if self.dialect != "postgresql":
             async with self.read_only_engine.connect() as conn:

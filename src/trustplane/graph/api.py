@@ -111,7 +111,7 @@ async def list_users(
     session: AsyncSession = ReadSession,
 ) -> Response:
     lookup = equality_lookup(request, USER, "userPrincipalName")
-    if lookup is not None:  # by key, from the row cache when it has the user: ~3x cheaper than the query
+    if lookup is not None:  # by key (row cache, driver-level read): 2-4x cheaper than compiling the query
         upn, select_ = lookup
         user = await service.find_user_by_upn(session, principal.tenant_id, upn)
         found = [USER.render(user, select_)] if user is not None else []
