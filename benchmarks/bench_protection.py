@@ -20,7 +20,8 @@ Figures, each beside a yardstick measured in the same run:
 * what ``assess`` computes (IP intelligence, features, model, every detector) without the database, beside
   one IP-intelligence lookup;
 * ``assess`` latency (p50 / p99, one transaction per sign-in, SQLite in a temporary directory by default,
-  PostgreSQL with ``--postgres``) beside reading one user by id in its own transaction on the same database.
+  PostgreSQL with ``--postgres``) beside reading one user by id in its own transaction and beside the
+  smallest durable write (one event row committed) on the same database.
 
     python benchmarks/bench_protection.py [--quick] [--users 10000] [--sign-ins 1000000] [--attacks 30000]
 """
@@ -378,7 +379,7 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
     from trustplane.auth.keys import KeyStore
     from trustplane.bootstrap import ensure_ready
     from trustplane.core.db import Database
-    from trustplane.core.events import SYSTEM
+    from trustplane.core.events import SYSTEM, EventSpec, emit
     from trustplane.directory import service as directory
     from trustplane.directory.repository import TenantLookup
     from trustplane.protection import service
@@ -441,6 +442,13 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
         async with db.session() as session:
             await directory.get_user(session, tenant_id, ids[i % len(ids)][0])
         read_ns.append(time.perf_counter_ns() - t0)
+    # The second yardstick: the smallest durable write, one event row committed in its own transaction.
+    write_ns = []
+    for i in range(len(timed)):
+        t0 = time.perf_counter_ns()
+        async with db.session() as session:
+            await emit(session, tenant_id, SYSTEM, EventSpec("bench.protection.tick", "bench", str(i)))
+        write_ns.append(time.perf_counter_ns() - t0)
     await db.dispose()
 
     def pct(values: list[int], q: float) -> float:
@@ -454,6 +462,8 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
         "assess_p99_us": pct(assess_ns, 0.99),
         "read_p50_us": pct(read_ns, 0.5),
         "read_p99_us": pct(read_ns, 0.99),
+        "write_p50_us": pct(write_ns, 0.5),
+        "write_p99_us": pct(write_ns, 0.99),
         "assess_per_s": len(assess_ns) / (sum(assess_ns) / 1e9),
     }
 
@@ -504,7 +514,10 @@ def main() -> None:
         f"({lat['assess_per_s']:.0f}/s); yardstick read-one-user transaction "
         f"p50 {lat['read_p50_us']:.0f} us, p99 {lat['read_p99_us']:.0f} us; "
         f"ratio p50 {lat['assess_p50_us'] / lat['read_p50_us']:.1f}x, "
-        f"p99 {lat['assess_p99_us'] / lat['read_p99_us']:.1f}x"
+        f"p99 {lat['assess_p99_us'] / lat['read_p99_us']:.1f}x; yardstick one-event write transaction "
+        f"p50 {lat['write_p50_us']:.0f} us, p99 {lat['write_p99_us']:.0f} us; "
+        f"ratio p50 {lat['assess_p50_us'] / lat['write_p50_us']:.1f}x, "
+        f"p99 {lat['assess_p99_us'] / lat['write_p99_us']:.1f}x"
     )
 
 
