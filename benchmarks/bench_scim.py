@@ -179,15 +179,20 @@ def report(
     drift = abs(bare_before.throughput.rps - bare_after.throughput.rps) / ceiling
     t, lat = scim_row.throughput, scim_row.latency
     c, lc = opts.connections, opts.latency_connections
+    bare_cpus = [r.throughput.server_cpu_us for r in (bare_before, bare_after)]
+    cpu = "n/a"
+    if t.server_cpu_us is not None and None not in bare_cpus:
+        bare_cpu = sum(x for x in bare_cpus if x is not None) / 2
+        cpu = f"{t.server_cpu_us:.0f} ({bare_cpu / t.server_cpu_us:.1%})"
     lines = [
         "",
         f"ceiling (bare FastAPI, mean of before/after): {ceiling:.0f} req/s (drift {drift:.0%})",
         "",
-        f"| target | req/s (c={c}) | ratio to ceiling | p50 / p99 ms (c={c}) | p50 / p99 ms (c={lc}) "
-        "| verdict |",
-        "|---|---:|---:|---:|---:|---|",
-        f"| {scim_row.target} | {t.rps:.0f} | {t.rps / ceiling:.1%} | {t.p50_ms:.2f} / {t.p99_ms:.2f} "
-        f"| {lat.p50_ms:.2f} / {lat.p99_ms:.2f} "
+        f"| target | req/s (c={c}) | ratio to ceiling | server CPU us/req (CPU ratio) | p50 / p99 ms (c={c}) "
+        f"| p50 / p99 ms (c={lc}) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        f"| {scim_row.target} | {t.rps:.0f} | {t.rps / ceiling:.1%} | {cpu} "
+        f"| {t.p50_ms:.2f} / {t.p99_ms:.2f} | {lat.p50_ms:.2f} / {lat.p99_ms:.2f} "
         f"| p99 c={lc} {'PASS' if lat.p99_ms < TARGET_P99_MS else 'MISS'} |",
         "",
         "| one-member PATCH (add / remove, c=1, sizes interleaved) | requests | p50 ms | p99 ms | mean ms |",
