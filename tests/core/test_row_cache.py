@@ -348,3 +348,73 @@ def test_a_change_made_through_one_server_process_is_seen_by_another(
         )
         assert first.delete(f"/v1.0/users/{user['id']}").status_code == 204
         assert wait_until(lambda: second.get(f"/v1.0/users/{user['id']}").status_code == 404, 5)
+
+
+# ------------------------------------------------------------------ commits in this process, on their own
+
+
+def cache_holding(user: dict[str, Any], tenant: TenantHandle) -> tuple[RowCaches, RowCache]:
+    """Caches of this process with ``user`` in them and no listener: only this process's commits reach them
+    (the caller keeps ``RowCaches`` alive: the process tracks live ones weakly)."""
+    caches = RowCaches(100)
+    users = caches.get("users")
+    assert users is not None
+    users.enabled = True
+    users.put(users.read_token(), row(user["id"], user["userPrincipalName"], tenant=tenant.tenant_id))
+    assert users.get(tenant.tenant_id, user["id"]) is not None
+    return caches, users
+
+
+def test_a_committed_orm_change_drops_the_row_before_commit_returns(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    from trustplane.core.events import SYSTEM
+    from trustplane.directory import service
+
+    with tenant.client() as c:
+        user = make_user(c, tenant.domain, "orm.change")
+    _caches, users = cache_holding(user, tenant)
+
+    async def rename() -> None:
+        async with server.db.session() as session:
+            await service.update_user(session, tenant.tenant_id, SYSTEM, user["id"], {"display_name": "New"})
+
+    server.run(rename())
+    assert users.get(tenant.tenant_id, user["id"]) is None
+
+
+def test_a_version_moved_by_a_statement_drops_the_row_before_commit_returns(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    """SCIM's If-Match claims the version with one UPDATE statement on the table, no ORM change."""
+    from trustplane.directory import service
+
+    with tenant.client() as c:
+        user = make_user(c, tenant.domain, "version.claim")
+    _caches, users = cache_holding(user, tenant)
+
+    async def claim() -> None:
+        async with server.db.session() as session:
+            loaded = await service.get_user(session, tenant.tenant_id, user["id"])
+            await service.claim_version(session, loaded, loaded.version)
+
+    server.run(claim())
+    assert users.get(tenant.tenant_id, user["id"]) is None
+
+
+def test_a_rolled_back_change_leaves_the_row(server: TestServer, tenant: TenantHandle) -> None:
+    from trustplane.core.events import SYSTEM
+    from trustplane.directory import service
+
+    with tenant.client() as c:
+        user = make_user(c, tenant.domain, "rolled.back")
+    _caches, users = cache_holding(user, tenant)
+
+    async def rename_then_fail() -> None:
+        async with server.db.session() as session:
+            await service.update_user(session, tenant.tenant_id, SYSTEM, user["id"], {"display_name": "New"})
+            raise RuntimeError("abandon the unit of work")
+
+    with pytest.raises(RuntimeError):
+        server.run(rename_then_fail())
+    assert users.get(tenant.tenant_id, user["id"]) is not None

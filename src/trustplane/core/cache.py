@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from trustplane.core.observability import REGISTRY
@@ -229,7 +230,15 @@ def session_caches(session_info: dict[str, Any], table: str) -> RowCache | None:
 # ------------------------------------------------------------------ this process: invalidate on commit
 
 
-def _touched(session: Session) -> dict[str, set[str]]:
+def invalidate_on_commit(session: Session | AsyncSession, table: str, object_id: str) -> None:
+    """Drop a row from this process's caches when ``session`` commits. For a change made by a Core
+    statement on the table, which neither the flush tracking nor the bulk-statement hook can attribute to
+    rows (other processes learn of it from the trigger either way)."""
+    if table in _KEYS:
+        _touched(session).setdefault(table, set()).add(object_id)
+
+
+def _touched(session: Session | AsyncSession) -> dict[str, set[str]]:
     touched: dict[str, set[str]] = session.info.setdefault(_TOUCHED, {})
     return touched
 

@@ -198,6 +198,8 @@ class Database:
                 return list((await conn.execute(stmt, params)).all())
         prepared = self._prepared.get(stmt)
         if prepared is None:
+            if len(self._prepared) >= 256:  # callers pass statements built once; stay bounded if one does not
+                self._prepared.clear()
             prepared = self._prepared[stmt] = _prepare(stmt, self.engine.dialect)
         args = [
             bind(params[name]) if bind is not None else params[name]

@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from trustplane.auth.keys import KeyStore
 from trustplane.auth.secrets import hash_secret
+from trustplane.core.cache import invalidate_on_commit
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from trustplane.core.events import Actor, EventSpec, emit
@@ -119,9 +120,10 @@ async def _hash_password(password: str) -> str:
 async def _bump_version(session: AsyncSession, obj: User | Group, *, expected: int | None = None) -> None:
     """Move the object's version (SCIM's ETag) in one SQL statement, so concurrent changes (two member
     adds) each count and never fail; with ``expected`` it is a compare-and-set (If-Match). A statement on the
-    table, not the ORM entity: an ORM bulk UPDATE would empty the whole users row cache (core.cache), while
-    this one row is invalidated by its flush or, on PostgreSQL, by the change trigger."""
+    table, not the ORM entity: an ORM bulk UPDATE would empty the whole users row cache (core.cache); this
+    one row is dropped from this process's caches at commit, and from other processes' by the trigger."""
     table = cast(Table, type(obj).__table__)
+    invalidate_on_commit(session, table.name, obj.id)
     stmt = (
         update(table)
         .where(table.c.tenant_id == obj.tenant_id, table.c.id == obj.id)
