@@ -105,6 +105,14 @@ def test_dismiss_and_confirm_safe_answer_204_and_set_level_none(
             for u in values(c.get("/v1.0/identityProtection/riskyUsers"))
         }
         assert states == {first.id: ("none", "dismissed"), second.id: ("none", "confirmedSafe")}
+        # adminConfirmedAccountSafe came after unknownFutureValue: shown only to a client that asks for it
+        assert (
+            c.get(f"/v1.0/identityProtection/riskyUsers/{second.id}").json()["riskDetail"]
+            == "unknownFutureValue"
+        )
+        prefer = {"Prefer": "include-unknown-enum-members"}
+        got = c.get(f"/v1.0/identityProtection/riskyUsers/{second.id}", headers=prefer).json()
+        assert got["riskDetail"] == "adminConfirmedAccountSafe"
         history = values(c.get(f"/v1.0/identityProtection/riskyUsers/{first.id}/history"))
         assert [h["riskState"] for h in history] == ["dismissed", "confirmedCompromised"]  # newest first
 

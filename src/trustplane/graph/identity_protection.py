@@ -211,6 +211,32 @@ SIGN_IN = EntityType(
 )
 
 
+# riskDetail members added after unknownFutureValue: Graph shows them only to a client that asks with
+# ``Prefer: include-unknown-enum-members`` and answers ``unknownFutureValue`` to the others.
+EVOLVED_RISK_DETAILS = frozenset(
+    {
+        "m365DAdminDismissedDetection",
+        "adminConfirmedServicePrincipalCompromised",
+        "adminDismissedAllRiskForServicePrincipal",
+        "userChangedPasswordOnPremises",
+        "adminDismissedRiskForSignIn",
+        "adminConfirmedAccountSafe",
+        "microsoftRevokedSessions",
+    }
+)
+
+
+def _answer(request: Request, body: dict[str, Any]) -> Response:
+    if "include-unknown-enum-members" not in request.headers.get("prefer", "").lower():
+        for item in body.get("value", [body]):
+            if item.get("riskDetail") in EVOLVED_RISK_DETAILS:
+                item["riskDetail"] = "unknownFutureValue"
+            activity = item.get("activity")
+            if isinstance(activity, dict) and activity.get("detail") in EVOLVED_RISK_DETAILS:
+                activity["detail"] = "unknownFutureValue"
+    return json(body)
+
+
 def _not_found(object_id: str) -> NotFound:
     return NotFound(
         f"Resource '{object_id}' does not exist or one of its queried reference-property objects "
@@ -233,7 +259,9 @@ async def list_risky_users(
     request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = DbSession
 ) -> Response:
     base = RiskyUserRepository(session, principal.tenant_id).select()
-    return json(await list_collection(request, session, RISKY_USER, base, "identityProtection/riskyUsers"))
+    return _answer(
+        request, await list_collection(request, session, RISKY_USER, base, "identityProtection/riskyUsers")
+    )
 
 
 async def _user_ids(request: Request) -> list[str]:
@@ -285,7 +313,7 @@ async def get_risky_user(
     user_id: str, request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = DbSession
 ) -> Response:
     row = await _risky_user(session, principal.tenant_id, user_id)
-    return json(entity_body(request, RISKY_USER, row, "identityProtection/riskyUsers/$entity"))
+    return _answer(request, entity_body(request, RISKY_USER, row, "identityProtection/riskyUsers/$entity"))
 
 
 @router.get("/identityProtection/riskyUsers/{user_id}/history", summary="List a risky user's history")
@@ -299,7 +327,7 @@ async def list_history(
         .where(RiskyUserHistory.user_id == user_id)
     )
     fragment = f"identityProtection/riskyUsers('{user_id}')/history"
-    return json(await list_collection(request, session, HISTORY_ITEM, base, fragment))
+    return _answer(request, await list_collection(request, session, HISTORY_ITEM, base, fragment))
 
 
 # ---------------------------------------------------------------- risk detections
@@ -310,8 +338,9 @@ async def list_risk_detections(
     request: Request, principal: Principal = READ_RISK_EVENTS, session: AsyncSession = DbSession
 ) -> Response:
     base = RiskDetectionRepository(session, principal.tenant_id).select()
-    return json(
-        await list_collection(request, session, RISK_DETECTION, base, "identityProtection/riskDetections")
+    return _answer(
+        request,
+        await list_collection(request, session, RISK_DETECTION, base, "identityProtection/riskDetections"),
     )
 
 
@@ -329,7 +358,9 @@ async def get_risk_detection(
     )
     if row is None:
         raise _not_found(detection_id)
-    return json(entity_body(request, RISK_DETECTION, row, "identityProtection/riskDetections/$entity"))
+    return _answer(
+        request, entity_body(request, RISK_DETECTION, row, "identityProtection/riskDetections/$entity")
+    )
 
 
 # ---------------------------------------------------------------- sign-in log
@@ -340,7 +371,7 @@ async def list_sign_ins(
     request: Request, principal: Principal = READ_SIGN_INS, session: AsyncSession = DbSession
 ) -> Response:
     base = SignInRepository(session, principal.tenant_id).select()
-    return json(await list_collection(request, session, SIGN_IN, base, "auditLogs/signIns"))
+    return _answer(request, await list_collection(request, session, SIGN_IN, base, "auditLogs/signIns"))
 
 
 @router.get("/auditLogs/signIns/{sign_in_id}", summary="Get a sign-in")
@@ -352,4 +383,4 @@ async def get_sign_in(
     )
     if row is None:
         raise _not_found(sign_in_id)
-    return json(entity_body(request, SIGN_IN, row, "auditLogs/signIns/$entity"))
+    return _answer(request, entity_body(request, SIGN_IN, row, "auditLogs/signIns/$entity"))
