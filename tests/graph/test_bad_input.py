@@ -23,14 +23,38 @@ from tests.support.server import TenantHandle, TestServer
 from trustplane.graph.properties import GROUP, USER
 
 EVENTUAL = {"ConsistencyLevel": "eventual"}
-COUNTED = ("users", "groups", "memberships", "directory_values", "events", "jobs", "audit_log")
+COUNTED = (
+    "users",
+    "groups",
+    "memberships",
+    "directory_values",
+    "events",
+    "jobs",
+    "audit_log",
+    "ca_policies",
+    "ca_named_locations",
+    "risky_users",
+    "risky_user_history",
+    "risk_detections",
+)
 COMPARED = {
     "users": "SELECT * FROM users WHERE tenant_id = :t ORDER BY id",
     "groups": "SELECT * FROM groups WHERE tenant_id = :t ORDER BY id",
     "memberships": "SELECT group_id, member_id FROM memberships WHERE tenant_id = :t ORDER BY 1, 2",
     "values": "SELECT object_id, attr, value FROM directory_values WHERE tenant_id = :t ORDER BY 1, 2, 3",
+    "policies": "SELECT id, body FROM ca_policies WHERE tenant_id = :t ORDER BY id",
+    "locations": "SELECT id, body FROM ca_named_locations WHERE tenant_id = :t ORDER BY id",
+    "risky users": "SELECT * FROM risky_users WHERE tenant_id = :t ORDER BY id",
 }
 PASSWORD = "Correct-Horse-Battery-1"
+# The env's app may call every Graph endpoint that takes a body.
+PERMISSIONS = (
+    "Directory.ReadWrite.All",
+    "Policy.ReadWrite.ConditionalAccess",
+    "IdentityRiskyUser.ReadWrite.All",
+)
+CA = "/v1.0/identity/conditionalAccess"
+RISKY = "/v1.0/identityProtection/riskyUsers"
 
 
 @dataclass
@@ -64,6 +88,38 @@ def new_group(env: Env, alias: str = "newgroup") -> dict[str, Any]:
     return {"displayName": "New Group", "mailNickname": alias, "mailEnabled": False, "securityEnabled": True}
 
 
+def new_policy(env: Env) -> dict[str, Any]:
+    return {
+        "displayName": "Require MFA",
+        "state": "disabled",
+        "conditions": {
+            "users": {"includeUsers": [env.ids["u1"]]},
+            "applications": {"includeApplications": ["All"]},
+        },
+        "grantControls": {"operator": "OR", "builtInControls": ["mfa"]},
+    }
+
+
+def new_location(env: Env) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.ipNamedLocation",
+        "displayName": "Head office",
+        "isTrusted": True,
+        "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "203.0.113.0/24"}],
+    }
+
+
+def what_if(env: Env) -> dict[str, Any]:
+    return {
+        "signInIdentity": {"@odata.type": "#microsoft.graph.userSignIn", "userId": env.ids["u1"]},
+        "signInContext": {
+            "@odata.type": "#microsoft.graph.applicationContext",
+            "includeApplications": ["All"],
+        },
+        "signInConditions": {},
+    }
+
+
 def build_env(server: TestServer, tenant: TenantHandle, client: httpx.Client) -> Env:
     env = Env(server, tenant, client)
     for key in ("u1", "u2"):
@@ -77,6 +133,10 @@ def build_env(server: TestServer, tenant: TenantHandle, client: httpx.Client) ->
     for group, member in (("g1", "u1"), ("g2", "g1"), ("g3", "g2")):
         r = client.post(f"/v1.0/groups/{env.ids[group]}/members/$ref", json={"@odata.id": env.ref(member)})
         assert r.status_code == 204, r.text
+    for key, path, body in (("p1", "policies", new_policy), ("l1", "namedLocations", new_location)):
+        r = client.post(f"{CA}/{path}", json=body(env))
+        assert r.status_code == 201, r.text
+        env.ids[key] = r.json()["id"]
     server.wait_for_jobs()
     return env
 
@@ -84,7 +144,7 @@ def build_env(server: TestServer, tenant: TenantHandle, client: httpx.Client) ->
 @pytest.fixture(scope="module")
 def env(server: TestServer) -> Iterator[Env]:
     """Shared by every case: each case asserts it wrote nothing, so the next starts from the same state."""
-    tenant = server.tenant()
+    tenant = server.tenant(*PERMISSIONS)
     with tenant.client() as client:
         yield build_env(server, tenant, client)
 
@@ -152,6 +212,19 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Env], dict[str, Any]]]] = {
     "group-get-member-groups": ("POST", "/v1.0/groups/{g1}/getMemberGroups", lambda e: GET_GROUPS),
     "group-check-member-groups": ("POST", "/v1.0/groups/{g1}/checkMemberGroups", check_body),
     "get-by-ids": ("POST", "/v1.0/directoryObjects/getByIds", lambda e: {"ids": [e.ids["u1"], e.ids["g1"]]}),
+    "create-policy": ("POST", f"{CA}/policies", new_policy),
+    "update-policy": ("PATCH", CA + "/policies/{p1}", lambda e: {"displayName": "Renamed"}),
+    "create-named-location": ("POST", f"{CA}/namedLocations", new_location),
+    "update-named-location": (
+        "PATCH",
+        CA + "/namedLocations/{l1}",
+        lambda e: {"@odata.type": "#microsoft.graph.ipNamedLocation", "displayName": "Renamed"},
+    ),
+    "what-if": ("POST", f"{CA}/evaluate", what_if),
+    "create-from-templates": ("POST", f"{CA}/templates/createPolicies", lambda e: {}),
+    "confirm-compromised": ("POST", f"{RISKY}/confirmCompromised", lambda e: {"userIds": [e.ids["u2"]]}),
+    "confirm-safe": ("POST", f"{RISKY}/confirmSafe", lambda e: {"userIds": [e.ids["u2"]]}),
+    "dismiss-risk": ("POST", f"{RISKY}/dismiss", lambda e: {"userIds": [e.ids["u2"]]}),
 }
 
 OVERSIZE = 1_048_576 + 1024  # just past the default settings.max_body_bytes
@@ -162,7 +235,8 @@ def with_nested(valid: Callable[[Env], dict[str, Any]], depth: int) -> Callable[
 
     def body(env: Env) -> bytes:
         deep = "[" * depth + '"bottom"' + "]" * depth
-        return (json.dumps(valid(env))[:-1] + f', "bogusProperty": {deep}}}').encode()
+        fields = valid(env)
+        return (json.dumps(fields)[:-1] + (", " if fields else "") + f'"bogusProperty": {deep}}}').encode()
 
     return body
 
@@ -547,9 +621,10 @@ def test_bad_input_is_a_graph_error_and_writes_nothing(server: TestServer, env: 
     assert snapshot(server, env.tenant.tenant_id) == before
 
 
-def test_each_endpoint_accepts_its_valid_body(server: TestServer, tenant: TenantHandle) -> None:
+def test_each_endpoint_accepts_its_valid_body(server: TestServer) -> None:
     """The control for the generic cases: the unbroken bodies succeed, so each refusal above is caused by
     the one thing the case broke."""
+    tenant = server.tenant(*PERMISSIONS)
     with tenant.client() as client:
         env = build_env(server, tenant, client)
         for name, (method, path, valid) in ENDPOINTS.items():

@@ -36,8 +36,12 @@ TABLES = (
     "risky_user_history",
     "risk_detections",
     "sign_ins",
+    "ca_policies",
+    "ca_named_locations",
 )
 RISK_PERMISSIONS = ("IdentityRiskyUser.ReadWrite.All", "IdentityRiskEvent.Read.All", "AuditLog.Read.All")
+CA = "/v1.0/identity/conditionalAccess"
+CA_PERMISSIONS = ("Policy.ReadWrite.ConditionalAccess",)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class World:
     ids: dict[str, str] = field(default_factory=dict)
     upns: dict[str, str] = field(default_factory=dict)
     b_risk: TenantHandle | None = None  # an app of B with the identity protection permissions
+    b_ca: TenantHandle | None = None  # an app of B that manages conditional access
 
     @property
     def b_ids(self) -> set[str]:
@@ -107,8 +112,44 @@ def world(server: TestServer) -> World:
                 make_group(c, server, w, "a_group", ["a_user"])
                 make_group(c, server, w, "a_parent", ["a_group"])
     protect_b(server, w)
+    guard_b(w)
     server.wait_for_jobs()
     return w
+
+
+def ca_policy(w: World, prefix: str, location_key: str | None = None) -> dict[str, Any]:
+    conditions: dict[str, Any] = {
+        "users": {"includeUsers": [w.ids[f"{prefix}_user"]], "includeGroups": [w.ids[f"{prefix}_group"]]},
+        "applications": {"includeApplications": ["All"]},
+    }
+    if location_key is not None:
+        conditions["locations"] = {"includeLocations": [w.ids[location_key]]}
+    return {
+        "displayName": f"Policy {prefix}",
+        "state": "enabled",
+        "conditions": conditions,
+        "grantControls": {"operator": "OR", "builtInControls": ["block"]},
+    }
+
+
+CA_LOCATION = {
+    "@odata.type": "#microsoft.graph.ipNamedLocation",
+    "displayName": "Office",
+    "isTrusted": True,
+    "ipRanges": [{"@odata.type": "#microsoft.graph.iPv4CidrRange", "cidrAddress": "198.51.100.0/24"}],
+}
+
+
+def guard_b(w: World) -> None:
+    """B's conditional access: a named location and a policy that blocks b_user there."""
+    w.b_ca = w.b.app(*CA_PERMISSIONS, name="ca admin")
+    with w.b_ca.client() as cb:
+        r = cb.post(f"{CA}/namedLocations", json=CA_LOCATION)
+        assert r.status_code == 201, r.text
+        w.ids["b_location"] = r.json()["id"]
+        r = cb.post(f"{CA}/policies", json=ca_policy(w, "b", "b_location"))
+        assert r.status_code == 201, r.text
+        w.ids["b_policy"] = r.json()["id"]
 
 
 def protect_b(server: TestServer, w: World) -> None:
@@ -369,6 +410,108 @@ def risk_action(action: str) -> Check:
     return check
 
 
+def ca_admin(w: World) -> httpx.Client:
+    """A client of tenant A that manages conditional access (A's default app cannot)."""
+    return w.a.app(*CA_PERMISSIONS, name="ca admin").client()
+
+
+def list_ca(kind: str, b_key: str) -> Check:
+    """A's listing (plain, filtered by B's id or name) shows nothing of B; B's shows B's object."""
+
+    def check(c: httpx.Client, w: World, server: TestServer) -> None:
+        assert w.b_ca is not None
+        name = "Office" if kind == "namedLocations" else "Policy b"
+        queries = [{}, {"$filter": f"id eq '{w.ids[b_key]}'"}, {"$filter": f"displayName eq '{name}'"}]
+        with ca_admin(w) as ca, w.b_ca.client() as cb:
+            for params in queries:
+                assert not ids_in(ca.get(f"{CA}/{kind}", params=params)) & w.b_ids, params
+                assert w.ids[b_key] in ids_in(cb.get(f"{CA}/{kind}", params=params)), params
+
+    return check
+
+
+def ca_each(kind: str, b_key: str, call: Callable[[httpx.Client, str], httpx.Response]) -> Check:
+    def check(c: httpx.Client, w: World, server: TestServer) -> None:
+        with ca_admin(w) as ca:
+            not_found(call(ca, f"{CA}/{kind}/{w.ids[b_key]}"))
+
+    return check
+
+
+def create_ca_policy(c: httpx.Client, w: World, server: TestServer) -> None:
+    """A policy of A cannot name B's named location; one naming only A's objects lands in A."""
+    with ca_admin(w) as ca:
+        refused = ca.post(f"{CA}/policies", json=ca_policy(w, "a", "b_location"))
+        assert refused.status_code in (400, 404), refused.text
+        created = ca.post(f"{CA}/policies", json=ca_policy(w, "a"))
+        assert created.status_code == 201, created.text
+        policy = created.json()["id"]
+        assert server.scalar("SELECT tenant_id FROM ca_policies WHERE id = :id", id=policy) == w.a.tenant_id
+        assert ca.delete(f"{CA}/policies/{policy}").status_code == 204
+
+
+def create_ca_location(c: httpx.Client, w: World, server: TestServer) -> None:
+    with ca_admin(w) as ca:
+        created = ca.post(f"{CA}/namedLocations", json=CA_LOCATION)
+        assert created.status_code == 201, created.text
+        location = created.json()["id"]
+        assert location != w.ids["b_location"]
+        where = "SELECT tenant_id FROM ca_named_locations WHERE id = :id"
+        assert server.scalar(where, id=location) == w.a.tenant_id
+        assert ca.delete(f"{CA}/namedLocations/{location}").status_code == 204
+
+
+def ca_what_if(c: httpx.Client, w: World, server: TestServer) -> None:
+    """What-If in A for B's user is refused; for A's user it reports none of B's policies."""
+
+    def ask(ca: httpx.Client, user_key: str) -> httpx.Response:
+        return ca.post(
+            f"{CA}/evaluate",
+            json={
+                "signInIdentity": {"@odata.type": "#microsoft.graph.userSignIn", "userId": w.ids[user_key]},
+                "signInContext": {
+                    "@odata.type": "#microsoft.graph.applicationContext",
+                    "includeApplications": ["All"],
+                },
+                "signInConditions": {"ipAddress": "198.51.100.7"},
+            },
+        )
+
+    with ca_admin(w) as ca:
+        refused = ask(ca, "b_user")
+        assert refused.status_code in (400, 404), refused.text
+        assert w.ids["b_policy"] not in refused.text
+        answered = ask(ca, "a_user")
+        assert answered.status_code == 200, answered.text
+        assert w.ids["b_policy"] not in answered.text and w.ids["b_location"] not in answered.text
+
+
+def ca_templates(c: httpx.Client, w: World, server: TestServer) -> None:
+    with ca_admin(w) as ca:
+        listed = ca.get(f"{CA}/templates")
+        assert listed.status_code == 200, listed.text
+        assert not ids_in(listed) & w.b_ids
+        for template in ids_in(listed):
+            one = ca.get(f"{CA}/templates/{template}")
+            assert one.status_code == 200, one.text
+            assert not w.b_ids & set(re.findall(r"[0-9a-f-]{36}", one.text))
+
+
+def ca_from_templates(c: httpx.Client, w: World, server: TestServer) -> None:
+    """Policies A creates from templates land in A only, even when they name B's objects (which then
+    match no one of A); B's policies and the rest of B stay as they were (the snapshot compares them)."""
+    with ca_admin(w) as ca:
+        r = ca.post(
+            f"{CA}/templates/createPolicies",
+            json={"excludeUsers": [w.ids["b_user"]], "excludeGroups": [w.ids["b_group"]]},
+        )
+        assert r.status_code == 201, r.text
+        for policy in (item["id"] for item in r.json()["value"]):
+            where = "SELECT tenant_id FROM ca_policies WHERE id = :id"
+            assert server.scalar(where, id=policy) == w.a.tenant_id
+            assert ca.delete(f"{CA}/policies/{policy}").status_code == 204
+
+
 # Writes and collections: each needs a probe written for it. A new one fails the coverage test until it has.
 PROBES: dict[tuple[str, str], Check] = {
     ("GET", "/v1.0/users"): list_users,
@@ -423,6 +566,30 @@ PROBES: dict[tuple[str, str], Check] = {
     ("GET", "/v1.0/identityProtection/riskDetections/{detection_id}"): read_risk(
         "/v1.0/identityProtection/riskDetections/{id}", ("b_detection",)
     ),
+    ("GET", f"{CA}/policies"): list_ca("policies", "b_policy"),
+    ("POST", f"{CA}/policies"): create_ca_policy,
+    ("GET", CA + "/policies/{policy_id}"): ca_each("policies", "b_policy", lambda c, u: c.get(u)),
+    ("PATCH", CA + "/policies/{policy_id}"): ca_each(
+        "policies", "b_policy", lambda c, u: c.patch(u, json={"state": "disabled"})
+    ),
+    ("DELETE", CA + "/policies/{policy_id}"): ca_each("policies", "b_policy", lambda c, u: c.delete(u)),
+    ("GET", f"{CA}/namedLocations"): list_ca("namedLocations", "b_location"),
+    ("POST", f"{CA}/namedLocations"): create_ca_location,
+    ("GET", CA + "/namedLocations/{location_id}"): ca_each(
+        "namedLocations", "b_location", lambda c, u: c.get(u)
+    ),
+    ("PATCH", CA + "/namedLocations/{location_id}"): ca_each(
+        "namedLocations",
+        "b_location",
+        lambda c, u: c.patch(u, json={"@odata.type": "#microsoft.graph.ipNamedLocation", "isTrusted": False}),
+    ),
+    ("DELETE", CA + "/namedLocations/{location_id}"): ca_each(
+        "namedLocations", "b_location", lambda c, u: c.delete(u)
+    ),
+    ("POST", f"{CA}/evaluate"): ca_what_if,
+    ("GET", f"{CA}/templates"): ca_templates,
+    ("GET", CA + "/templates/{template_id}"): ca_templates,
+    ("POST", f"{CA}/templates/createPolicies"): ca_from_templates,
     ("GET", "/v1.0/auditLogs/signIns"): list_risk("/v1.0/auditLogs/signIns", ("b_sign_in",)),
     ("GET", "/v1.0/auditLogs/signIns/{sign_in_id}"): read_risk(
         "/v1.0/auditLogs/signIns/{id}", ("b_sign_in",)
@@ -484,6 +651,17 @@ def b_snapshot(server: TestServer, w: World) -> dict[str, Any]:
     snap: dict[str, Any] = {}
     with w.b.client() as c:
         for path in paths:
+            r = c.get(path)
+            assert r.status_code == 200, r.text
+            snap[path] = r.content
+    assert w.b_ca is not None
+    with w.b_ca.client() as c:
+        for path in (
+            f"{CA}/policies",
+            f"{CA}/namedLocations",
+            f"{CA}/policies/{ids['b_policy']}",
+            f"{CA}/namedLocations/{ids['b_location']}",
+        ):
             r = c.get(path)
             assert r.status_code == 200, r.text
             snap[path] = r.content
