@@ -1,5 +1,5 @@
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trustplane.discovery.parsers import BLOCKED, LogParser, Rejection, TrafficRecord
@@ -94,6 +94,13 @@ SEEDS = [
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(mutated_line(SEEDS), min_size=1, max_size=20))
+# Found by this test: a line one field short but for a trailing blank.
+@example(
+    ["1793610001.120 245 10.1.0.5 TCP_MISS/200 5400 GET https://a.example/ alice HIER_DIRECT/198.51.100.20 "]
+)
+@example(
+    ["  1793610001.120 245 10.1.0.5 TCP_MISS/200 5400 GET https://a.example/ alice HIER_DIRECT/- text/html\t"]
+)
 def test_vectorised_frame_equals_the_per_line_records_on_fuzzed_lines(lines: list[str]) -> None:
     frame, rejections = SquidNativeParser().parse_frame(lines)
     expected_frame, expected_rejections = _per_line(lines)

@@ -103,7 +103,14 @@ def _squid_frame(
     parts = (
         pl.DataFrame({"line": raw})
         .with_row_index("i")
-        .with_columns(pl.col("line").str.replace_all(r"[ \t]+", " ").str.split_exact(" ", 10).alias("f"))
+        # Stripped first: str.split() ignores whitespace at the ends, so a trailing blank is no field.
+        .with_columns(
+            pl.col("line")
+            .str.strip_chars(" \t")
+            .str.replace_all(r"[ \t]+", " ")
+            .str.split_exact(" ", 10)
+            .alias("f")
+        )
         .unnest("f")
     )
     method, url, hier = pl.col("field_5"), pl.col("field_6"), pl.col("field_8")
