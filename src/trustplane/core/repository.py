@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, bindparam, delete, select
@@ -75,15 +76,24 @@ class TenantRepository(Generic[M]):
         """The object with this id in this tenant as an immutable record (a named tuple or Core ``Row``:
         every column by name, no ORM identity), for requests that only read: from the row cache when it
         has it, else one statement."""
+        return await self.cached_record(
+            lambda cache: cache.get(self.tenant_id, object_id),
+            _record_statement(self.model),
+            {"_tenant_id": self.tenant_id, "_object_id": object_id},
+        )
+
+    async def cached_record(
+        self, lookup: Callable[[RowCache], Any | None], stmt: Select[Any], params: dict[str, Any]
+    ) -> Any | None:
+        """A record through the row cache: ``lookup`` finds it there; on a miss ``stmt`` reads it, and the
+        cache keeps it unless a change was committed meanwhile (the read may predate it)."""
         cache = self.row_cache
         if cache is not None:
-            hit = cache.get(self.tenant_id, object_id)
+            hit = lookup(cache)
             if hit is not None:
                 return hit
         token = cache.read_token() if cache is not None else None
-        row = await self.fetch_record(
-            _record_statement(self.model), {"_tenant_id": self.tenant_id, "_object_id": object_id}
-        )
+        row = await self.fetch_record(stmt, params)
         if cache is not None and row is not None:
             cache.put(token, row)
         return row

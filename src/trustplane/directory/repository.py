@@ -53,16 +53,11 @@ class UserRepository(TenantRepository[User]):
     async def record_by_upn(self, upn: str) -> Any | None:
         """``by_upn`` as an immutable record, from the row cache when it has it (see ``record``)."""
         key = upn_key(upn)
-        cache = self.row_cache
-        if cache is not None:
-            hit = cache.get_by_key(self.tenant_id, key)
-            if hit is not None:
-                return hit
-        token = cache.read_token() if cache is not None else None
-        row = await self.fetch_record(_USER_RECORD_BY_UPN, {"_tenant_id": self.tenant_id, "_upn": key})
-        if cache is not None and row is not None:
-            cache.put(token, row)
-        return row
+        return await self.cached_record(
+            lambda cache: cache.get_by_key(self.tenant_id, key),
+            _USER_RECORD_BY_UPN,
+            {"_tenant_id": self.tenant_id, "_upn": key},
+        )
 
 
 class GroupRepository(TenantRepository[Group]):
