@@ -77,6 +77,14 @@ def test_password_spray_across_many_accounts_flags_the_valid_one(server: TestSer
     assert hit.risk_level_aggregated == "high" and hit.risk_level == "none"  # offline: not during the sign-in
 
 
+def test_an_office_behind_one_public_address_is_not_a_spray(server: TestServer) -> None:
+    tenant_id = server.tenant().tenant_id
+    users = [make_user(server, tenant_id, f"o{i}") for i in range(12)]
+    for i, user in enumerate(users):
+        result = assess(server, tenant_id, user, ip_address="45.83.64.12", at=T0 + timedelta(seconds=i))
+        assert "passwordSpray" not in kinds(result)
+
+
 def test_many_sign_ins_of_one_account_from_one_address_are_not_a_spray(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)

@@ -122,24 +122,28 @@ def test_unlikely_travel_ignores_failed_sign_ins() -> None:
 
 
 def test_password_spray_fires_when_a_sprayed_password_is_valid() -> None:
-    finding = PasswordSpray().detect(sign_in(spray=SprayStats(accounts=25, attempts=30)))
+    finding = PasswordSpray().detect(sign_in(spray=SprayStats(accounts=25, attempts=30, failed=29)))
     assert finding is not None and finding.level == "high" and finding.additional_info["accounts"] == 25
 
 
 def test_password_spray_needs_a_valid_password() -> None:
     assert (
-        PasswordSpray().detect(sign_in(spray=SprayStats(25, 30), password_valid=False, succeeded=False))
+        PasswordSpray().detect(sign_in(spray=SprayStats(25, 30, 30), password_valid=False, succeeded=False))
         is None
     )
 
 
 def test_password_spray_does_not_fire_for_few_accounts_or_brute_force_on_one() -> None:
-    assert PasswordSpray().detect(sign_in(spray=SprayStats(accounts=3, attempts=3))) is None
-    assert PasswordSpray().detect(sign_in(spray=SprayStats(accounts=12, attempts=200))) is None
+    assert PasswordSpray().detect(sign_in(spray=SprayStats(accounts=3, attempts=3, failed=2))) is None
+    assert PasswordSpray().detect(sign_in(spray=SprayStats(accounts=12, attempts=200, failed=199))) is None
+
+
+def test_password_spray_does_not_fire_for_an_office_signing_in_with_right_passwords() -> None:
+    assert PasswordSpray().detect(sign_in(spray=SprayStats(accounts=60, attempts=64, failed=3))) is None
 
 
 def test_password_spray_ignores_the_organisations_private_nat() -> None:
-    signal = sign_in(ip_address="10.0.0.1", ip=IpFacts(is_private=True), spray=SprayStats(200, 210))
+    signal = sign_in(ip_address="10.0.0.1", ip=IpFacts(is_private=True), spray=SprayStats(200, 210, 200))
     assert PasswordSpray().detect(signal) is None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,13 +56,14 @@ class SignInRepository(TenantRepository[SignIn]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def spray_stats(self, ip_address: str, since: datetime) -> tuple[int, int]:
-        """(distinct accounts, attempts) from this address since ``since``."""
+    async def spray_stats(self, ip_address: str, since: datetime) -> tuple[int, int, int]:
+        """(distinct accounts, attempts, attempts with a wrong password) from this address since ``since``."""
+        failed = func.sum(case((SignIn.password_valid.is_(False), 1), else_=0))
         stmt = self.select(
-            func.count(func.distinct(SignIn.user_principal_name)), func.count(SignIn.id)
+            func.count(func.distinct(SignIn.user_principal_name)), func.count(SignIn.id), failed
         ).where(SignIn.ip_address == ip_address, SignIn.created_at >= since)
-        accounts, attempts = (await self.session.execute(stmt)).one()
-        return int(accounts), int(attempts)
+        accounts, attempts, wrong = (await self.session.execute(stmt)).one()
+        return int(accounts), int(attempts), int(wrong or 0)
 
 
 class RiskDetectionRepository(TenantRepository[RiskDetection]):

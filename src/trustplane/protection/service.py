@@ -276,12 +276,14 @@ async def assess(
             previous = PreviousLocation(
                 to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
             )
+    password_valid = (
+        attempt.password_valid if attempt.password_valid is not None else (attempt.succeeded or None)
+    )
     spray = None
-    if attempt.ip_address and attempt.password_valid:
-        accounts, attempts = await sign_ins.spray_stats(
-            attempt.ip_address, at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
-        )
-        spray = SprayStats(accounts + 1, attempts + 1)
+    if attempt.ip_address and password_valid:
+        window = at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
+        accounts, attempts, failed = await sign_ins.spray_stats(attempt.ip_address, window)
+        spray = SprayStats(accounts + 1, attempts + 1, failed)
     leaked = bool(attempt.password) and await LeakedCredentialRepository(session, tenant_id).contains(
         password_sha1(attempt.password or "")
     )
@@ -297,9 +299,7 @@ async def assess(
         ip_address=attempt.ip_address,
         ip=facts,
         succeeded=attempt.succeeded,
-        password_valid=attempt.password_valid
-        if attempt.password_valid is not None
-        else (attempt.succeeded or None),
+        password_valid=password_valid,
         latitude=attempt.latitude,
         longitude=attempt.longitude,
         previous=previous,

@@ -45,6 +45,7 @@ class SprayStats:
 
     accounts: int
     attempts: int
+    failed: int = 0  # attempts whose password was wrong
 
 
 @dataclass(frozen=True, slots=True)

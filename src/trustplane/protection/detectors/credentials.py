@@ -1,6 +1,6 @@
-"""Detections about the password: a spray (one address, many accounts, few attempts each, and this attempt
-found a valid password) and a leaked password (its SHA-1 is on the admin-imported list; the service hashes
-the password for the lookup and never stores it)."""
+"""Detections about the password: a spray (one address, many accounts, few attempts each, mostly wrong, and
+this attempt found a valid password) and a leaked password (its SHA-1 is on the admin-imported list; the
+service hashes the password for the lookup and never stores it)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from trustplane.protection.detectors.base import Detector, Finding, Signal, Sign
 SPRAY_WINDOW_MINUTES = 60
 SPRAY_MIN_ACCOUNTS = 10
 SPRAY_MAX_ATTEMPTS_PER_ACCOUNT = 3.0
+# A spray mostly guesses wrong; an office's shared address signs many people in with their own passwords.
+SPRAY_MIN_FAILED_SHARE = 0.5
 
 
 class PasswordSpray(Detector):
@@ -25,6 +27,8 @@ class PasswordSpray(Detector):
             stats.accounts < SPRAY_MIN_ACCOUNTS
             or stats.attempts / stats.accounts > SPRAY_MAX_ATTEMPTS_PER_ACCOUNT
         ):
+            return None
+        if stats.failed < SPRAY_MIN_FAILED_SHARE * stats.attempts:
             return None
         return self.finding(
             "high", accounts=stats.accounts, attempts=stats.attempts, windowMinutes=SPRAY_WINDOW_MINUTES
