@@ -6,6 +6,7 @@ a column are kept as sent in ``scim_attributes``. Rendering goes the other way, 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass
@@ -440,7 +441,7 @@ class Projection:
                 target = out.setdefault(schema, {}) if schema != rtype.schema.id else out
                 value = holder[attr]
                 if sub is None:
-                    target[attr] = value
+                    target[attr] = copy.deepcopy(value)  # the record may be a shared cached row
                 elif isinstance(value, list):
                     picked = [{sub: v[sub]} for v in value if isinstance(v, dict) and sub in v]
                     if picked:
