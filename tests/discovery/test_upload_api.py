@@ -278,3 +278,23 @@ def test_bad_custom_format_is_a_400(server: TestServer, tenant: TenantHandle) ->
             "/api/v1/discovery/custom_parser/", json={"kind": "regex", "pattern": "(", "fields": {}}
         )
     assert response.status_code == 400 and response.json()["detail"]
+
+
+def test_list_continuous_reports_shows_the_stream_with_its_log_type_and_files(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    with mcas(server, tenant.api_token(WRITE)) as client:
+        upload(client, FIXTURES / "squid.log", "SQUID", "proxy", form=False)
+        upload(client, FIXTURES / "squid.log", "SQUID", "proxy", form=True)
+        initiated = client.get("/api/v1/discovery/upload_url/", params={"filename": "s", "source": "SQUID"})
+        url = initiated.json()["url"]
+        httpx.put(url, content=(FIXTURES / "squid.log").read_bytes())
+        client.post(
+            "/api/v1/discovery/done_upload/",
+            data={"uploadUrl": url, "inputStreamName": "snap", "uploadAsSnapshot": "true"},
+        )
+        streams = client.get("/api/discovery/streams/").json()
+    assert [s["displayName"] for s in streams] == ["proxy"]  # snapshots are not continuous reports
+    (proxy,) = streams
+    assert (proxy["logType"], proxy["logFilesHistoryCount"], proxy["logFilesFailsCount"]) == (114, 2, 0)
+    assert proxy["lastDataReceived"]

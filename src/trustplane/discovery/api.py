@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
 from trustplane.discovery import blockscripts, governance, report, service
+from trustplane.discovery.log_types import LOG_TYPES
 from trustplane.discovery.models import DiscoveryUpload
 
 DISCOVERY_READ_ALL = "CloudApp-Discovery.Read.All"
@@ -305,6 +307,36 @@ async def block_list(
         body = orjson.dumps({"version": etag.strip('"'), "domains": domains})
         return Response(body, media_type="application/json", headers=headers)
     return Response(blockscripts.plain(domains), media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.get("/discovery/streams/", summary="List continuous reports (MCAS)")
+async def list_streams(principal: Principal = CanRead, session: AsyncSession = ReadSession) -> Response:
+    out = []
+    for summary in await report.uploaded_streams(session, principal.tenant_id):
+        stream = summary.stream
+        if stream.is_snapshot:
+            continue
+        source = summary.sources[0] if len(summary.sources) == 1 else None
+        out.append(
+            {
+                "_id": stream.id,
+                "displayName": stream.name,
+                "logType": LOG_TYPES.get(source, 1) if source else 1,  # 1 OTHER: no or mixed sources
+                "receiverType": "api",  # filled by the upload API, not a syslog or FTP receiver
+                "streamType": 1,
+                "isManual": True,
+                "created": iso_z(stream.created_at),
+                "lastModified": iso_z(stream.last_data_received or stream.created_at),
+                "lastDataReceived": iso_z(stream.last_data_received),
+                "logFilesHistoryCount": summary.log_files,
+                "logFilesFailsCount": summary.failed,
+                "anonymizeUsers": False,
+                "globalAggregated": False,
+                "supportedEntityTypes": [1, 2],
+                "supportedTrafficTypes": [2, 3],
+            }
+        )
+    return _json(out)
 
 
 @router.get(

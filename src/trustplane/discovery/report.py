@@ -63,6 +63,7 @@ class StreamSummary:
     stream: DiscoveryStream
     log_files: int
     sources: list[str]
+    failed: int = 0
 
 
 async def uploaded_streams(session: AsyncSession, tenant_id: str) -> list[StreamSummary]:
@@ -70,17 +71,25 @@ async def uploaded_streams(session: AsyncSession, tenant_id: str) -> list[Stream
     uploads = UploadRepository(session, tenant_id)
     rows = (
         await session.execute(
-            uploads.select(DiscoveryUpload.stream_id, DiscoveryUpload.source, func.count())
+            uploads.select(
+                DiscoveryUpload.stream_id, DiscoveryUpload.source, DiscoveryUpload.status, func.count()
+            )
             .where(DiscoveryUpload.stream_id.is_not(None))
-            .group_by(DiscoveryUpload.stream_id, DiscoveryUpload.source)
+            .group_by(DiscoveryUpload.stream_id, DiscoveryUpload.source, DiscoveryUpload.status)
         )
     ).all()
     counts: dict[str, int] = {}
-    sources: dict[str, list[str]] = {}
-    for stream_id, source, n in rows:
+    failed: dict[str, int] = {}
+    sources: dict[str, set[str]] = {}
+    for stream_id, source, status, n in rows:
         counts[stream_id] = counts.get(stream_id, 0) + int(n)
-        sources.setdefault(stream_id, []).append(source)
-    return [StreamSummary(s, counts.get(s.id, 0), sorted(sources.get(s.id, []))) for s in streams]
+        if status == "failed":
+            failed[stream_id] = failed.get(stream_id, 0) + int(n)
+        sources.setdefault(stream_id, set()).add(source)
+    return [
+        StreamSummary(s, counts.get(s.id, 0), sorted(sources.get(s.id, set())), failed.get(s.id, 0))
+        for s in streams
+    ]
 
 
 # Graph wire name -> column of the joined per-app statement (built in ``_apps_statement``).
