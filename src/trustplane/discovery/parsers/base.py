@@ -168,6 +168,26 @@ def records_to_frame(records: list[TrafficRecord]) -> pl.DataFrame:
     )
 
 
+def with_irregular_lines(
+    parser: LogParser, lines: list[str], frame: pl.DataFrame, good: pl.DataFrame
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    """A vectorised parse's result: ``good`` (the rows ``frame`` marks ``regular``, in FRAME_SCHEMA) plus
+    every line the columnar rules did not cover, parsed one by one, so both paths decide each line alike."""
+    rejections: list[tuple[int, Rejection]] = []
+    odd = frame.filter(~pl.col("regular"))["i"].to_list()
+    if odd:
+        records: list[TrafficRecord] = []
+        for i in odd:
+            outcome = parser.parse_line(lines[i])
+            if isinstance(outcome, TrafficRecord):
+                records.append(outcome)
+            else:
+                rejections.append((i, outcome))
+        if records:
+            good = pl.concat([good, records_to_frame(records)], how="vertical")
+    return good, rejections
+
+
 TOO_LONG = Rejection("line too long", f"longer than {MAX_LINE_BYTES} bytes")
 
 

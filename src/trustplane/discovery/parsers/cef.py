@@ -27,8 +27,8 @@ from trustplane.discovery.parsers.base import (
     from_epoch,
     is_blocking_action,
     parse_time,
-    records_to_frame,
     to_int,
+    with_irregular_lines,
 )
 
 NOT_CEF = Rejection("not CEF", "no CEF: header")
@@ -240,16 +240,4 @@ def cef_frame(parser: CefParser, lines: list[str]) -> tuple[pl.DataFrame, list[t
         )
     )
     good = out.filter("regular").select(list(FRAME_SCHEMA))
-    rejections: list[tuple[int, Rejection]] = []
-    odd = out.filter(~pl.col("regular"))["i"].to_list()
-    if odd:
-        records: list[TrafficRecord] = []
-        for i in odd:
-            outcome = parser.parse_line(lines[i])
-            if isinstance(outcome, TrafficRecord):
-                records.append(outcome)
-            else:
-                rejections.append((i, outcome))
-        if records:
-            good = pl.concat([good, records_to_frame(records)], how="vertical")
-    return good, rejections
+    return with_irregular_lines(parser, lines, out, good)

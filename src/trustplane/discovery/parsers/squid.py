@@ -25,7 +25,7 @@ from trustplane.discovery.parsers.base import (
     TrafficRecord,
     finish,
     host_of,
-    records_to_frame,
+    with_irregular_lines,
 )
 
 TOO_FEW = Rejection("too few fields", "Squid native needs 10 whitespace-separated fields")
@@ -166,16 +166,4 @@ def _squid_frame(
         pl.lit(None, pl.Int64).alias("bytes_total"),
         "blocked",
     )
-    rejections: list[tuple[int, Rejection]] = []
-    odd = frame.filter(~pl.col("regular"))["i"].to_list()
-    if odd:
-        records: list[TrafficRecord] = []
-        for i in odd:
-            outcome = parser.parse_line(lines[i])
-            if isinstance(outcome, TrafficRecord):
-                records.append(outcome)
-            else:
-                rejections.append((i, outcome))
-        if records:
-            good = pl.concat([good, records_to_frame(records)], how="vertical")
-    return good, rejections
+    return with_irregular_lines(parser, lines, frame, good)
