@@ -298,3 +298,36 @@ def test_list_continuous_reports_shows_the_stream_with_its_log_type_and_files(
     (proxy,) = streams
     assert (proxy["logType"], proxy["logFilesHistoryCount"], proxy["logFilesFailsCount"]) == (114, 2, 0)
     assert proxy["lastDataReceived"]
+
+
+def test_oversize_or_nul_bodies_are_refused_in_mcas_dialect_and_create_nothing(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    """The MCAS face reads bodies within the same limit as every face (413), and refuses U+0000, which
+    PostgreSQL cannot store, as bad input (400) — JSON or form-encoded alike."""
+    oversize = b'{"inputStreamName": "' + b"x" * (1_048_576 + 1024) + b'"}'
+    with mcas(server, tenant.api_token(WRITE)) as client:
+        url = client.get("/api/v1/discovery/upload_url/", params={"filename": "a", "source": "SQUID"}).json()[
+            "url"
+        ]
+        assert httpx.put(url, content=(FIXTURES / "squid.log").read_bytes()).status_code == 201
+        done = "/api/v1/discovery/done_upload/"
+        answers = {
+            "oversize json": client.post(
+                done, content=oversize, headers={"Content-Type": "application/json"}
+            ),
+            "nul json": client.post(done, json={"uploadUrl": url, "inputStreamName": "a\u0000b"}),
+            "nul form": client.post(done, data={"uploadUrl": url, "inputStreamName": "a\u0000b"}),
+            "oversize patch": client.patch(
+                "/api/v1/discovery/apps/dropbox/",
+                content=oversize,
+                headers={"Content-Type": "application/json"},
+            ),
+        }
+    for name, response in answers.items():
+        expected = 413 if name.startswith("oversize") else 400
+        assert response.status_code == expected and set(response.json()) == {"detail"}, (name, response.text)
+    assert "NUL" in answers["nul json"].json()["detail"] and "NUL" in answers["nul form"].json()["detail"]
+    assert (
+        server.scalar("SELECT count(*) FROM discovery_streams WHERE tenant_id = :t", t=tenant.tenant_id) == 0
+    )

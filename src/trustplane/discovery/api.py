@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import has_nul, parse_json_object, read_body, read_json_object
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
@@ -112,20 +113,18 @@ async def _receive(request: Request, path: Path) -> int:
 
 async def _done_upload_body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await read_body(request)
     if content_type == "application/json":
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest("The body is not valid JSON.") from exc
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be a JSON object.")
-        return body
+        return parse_json_object(raw)
     # Form-encoded, as MCAS's older examples and clients send it.
     try:
-        text = (await request.body()).decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest("The body is neither JSON nor form-encoded UTF-8.") from exc
-    return dict(parse_qsl(text, keep_blank_values=True))
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    if has_nul(form):
+        raise BadRequest("The request body contains a NUL character (%00), which is not allowed.")
+    return form
 
 
 def _flag(value: Any) -> bool:
@@ -175,12 +174,7 @@ async def upload_status(
 async def put_custom_parser(
     request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
 ) -> Response:
-    try:
-        definition = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("The body is not valid JSON.") from exc
-    if not isinstance(definition, dict):
-        raise BadRequest("The body must be a JSON object.")
+    definition = await read_json_object(request)
     await service.set_custom_format(session, principal.tenant_id, _actor(principal), definition)
     return _json(definition)
 
@@ -216,12 +210,7 @@ def _app_view(governed: governance.GovernedApp) -> dict[str, Any]:
 async def put_score_metrics(
     request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
 ) -> Response:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("The body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
+    body = await read_json_object(request)
     await governance.set_score_settings(session, principal.tenant_id, _actor(principal), body)
     return _json(body)
 
@@ -240,12 +229,7 @@ async def get_app(
 async def patch_app(
     app_id: str, request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
 ) -> Response:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("The body is not valid JSON.") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
+    body = await read_json_object(request)
     unknown = sorted(set(body) - {"status", "tags", "riskScoreOverride", "note"})
     if unknown:
         raise BadRequest(f"Unknown properties {unknown}; allowed: status, tags, riskScoreOverride, note.")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, ReadSession, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
 from trustplane.core.ids import is_uuid
@@ -32,7 +33,6 @@ from trustplane.graph.query import (
     parse_count,
     parse_select,
     parse_top,
-    read_json_object,
 )
 
 router = APIRouter(prefix="/v1.0", tags=["graph"])

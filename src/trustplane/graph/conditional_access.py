@@ -16,10 +16,11 @@ from trustplane.access.repository import NamedLocationRepository, PolicyReposito
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import NotFound
 from trustplane.graph.api import actor_of, json, no_content
 from trustplane.graph.properties import EntityType, Prop
-from trustplane.graph.query import check_options, context_url, list_collection, parse_select, read_json_object
+from trustplane.graph.query import check_options, context_url, list_collection, parse_select
 
 PREFIX = "/v1.0/identity/conditionalAccess"
 router = APIRouter(prefix=PREFIX, tags=["graph: conditional access"])

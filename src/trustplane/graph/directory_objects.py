@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, base_url, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import BadRequest
 from trustplane.core.ids import is_uuid
 from trustplane.directory import service
@@ -21,7 +22,7 @@ from trustplane.directory.models import Group, Membership, User
 from trustplane.directory.repository import GroupRepository, MembershipRepository, UserRepository
 from trustplane.graph.api import actor_of, json, no_content, parameters, reference_id
 from trustplane.graph.properties import GROUP, USER, EntityType
-from trustplane.graph.query import check_options, context_url, list_collection, read_json_object
+from trustplane.graph.query import check_options, context_url, list_collection
 
 router = APIRouter(prefix="/v1.0", tags=["graph"])
 

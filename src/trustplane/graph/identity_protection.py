@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.ids import is_uuid
 from trustplane.graph.api import actor_of, entity_body, json, no_content
 from trustplane.graph.properties import EntityType, Prop
-from trustplane.graph.query import list_collection, read_json_object
+from trustplane.graph.query import list_collection
 from trustplane.protection import service
 from trustplane.protection.models import RiskDetection, RiskyUser, RiskyUserHistory, SignIn
 from trustplane.protection.repository import (

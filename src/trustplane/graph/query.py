@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import base_url
-from trustplane.core.errors import BadRequest, PayloadTooLarge
+from trustplane.core.errors import BadRequest
 from trustplane.core.pagination import SortKey, fetch_page
 from trustplane.graph import odata
 from trustplane.graph.properties import EntityType
@@ -197,48 +197,6 @@ async def count_collection(
         raise bad_query("Count is only supported with the header 'ConsistencyLevel: eventual'.")
     options = check_options(request, {"$filter", "$search"})
     return await count_of(session, apply_filters(request, base, etype, options))
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, refused clearly when it is too large, malformed or not an object."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise BadRequest("The request body is empty; a JSON object was expected.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc.msg} at position {exc.pos}.") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    if _has_nul(body):  # PostgreSQL can neither store nor compare U+0000: bad input on every backend alike
-        raise BadRequest("The request body contains a NUL character (\\u0000), which is not allowed.")
-    return body
-
-
-def _has_nul(body: Any) -> bool:
-    pending = [body]  # iterative: JSON may nest deeper than Python's recursion limit
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return True
-        elif isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
 
 
 def json_response_body(body: Any) -> bytes:

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, requires
 from trustplane.auth.permissions import Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.graph.api import json
-from trustplane.graph.query import read_json_object
 from trustplane.protection import ingest
 
 router = APIRouter(prefix="/protection/v1", tags=["identity protection: ingestion"])

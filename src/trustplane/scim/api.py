@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import SCIM_READWRITE_ALL, Principal
+from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.events import Actor
 from trustplane.directory.models import Group, User
-from trustplane.graph.query import read_json_object
 from trustplane.scim import service
 from trustplane.scim.errors import MEDIA_TYPE, ScimError, invalid_syntax
 from trustplane.scim.resources import Dialect, Projection, etag, parse_if_match
