@@ -94,7 +94,10 @@ SEEDS = [
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(mutated_line(SEEDS), min_size=1, max_size=20))
-# Found by this test: a line one field short but for a trailing blank.
+# Found by this test: a line one field short but for a trailing blank; a peer with a second "/".
+@example(
+    ["1793610001.120 245 10.1.0.5 TCP_MISS/200 5400 GET https://a.example/ alice HIER_DIRECT/1/98.51.100.2 -"]
+)
 @example(
     ["1793610001.120 245 10.1.0.5 TCP_MISS/200 5400 GET https://a.example/ alice HIER_DIRECT/198.51.100.20 "]
 )

@@ -114,7 +114,7 @@ def _squid_frame(
         .unnest("f")
     )
     method, url, hier = pl.col("field_5"), pl.col("field_6"), pl.col("field_8")
-    peer = hier.str.split_exact("/", 1).struct.field("field_1")
+    peer = hier.str.splitn("/", 2).struct.field("field_1")  # all after the first "/", as parse_line takes it
     frame = parts.select(
         "i",
         pl.col("field_0").cast(pl.Float64, strict=False).alias("ts"),
