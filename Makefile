@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src
 
-pytest: install
+## Headless Chromium for the sign-in browser tests comes from Debian's package (Playwright drives it by path;
+## it never downloads a browser of its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+pytest: install browser
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 ## Every benchmark (loopback load on PostgreSQL); figures go to docs/benchmarks.md by hand with date and machine.
