@@ -5,6 +5,7 @@ from trustplane.auth import models as auth_models
 from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
 from trustplane.discovery import models as discovery_models
+from trustplane.idp import sessions as idp_sessions
 from trustplane.protection import models as protection_models
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "core_models",
     "directory_models",
     "discovery_models",
+    "idp_sessions",
     "protection_models",
 ]

@@ -62,6 +62,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(256), default=None)
     force_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Graph's signInSessionsValidFromDateTime: refresh tokens and delegated access tokens issued before it
+    # are refused (continuous access evaluation, idp.revocation); NULL until the first revocation.
+    sign_in_sessions_valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Moves on every change through any face (SCIM's ETag); bumped by directory.service in SQL, so
