@@ -10,7 +10,10 @@ files, beside two yardsticks measured in the same run:
 Each format runs in its own child process, so its peak RSS is its own; running two sizes (``--lines`` and a
 tenth of it) shows whether memory stays flat as files grow.
 
-    python benchmarks/bench_discovery.py [--quick] [--lines 5000000] [--formats squid,cef,...]
+A last run processes one large file (``--big-gb``, 5 GB by default, the issue's Show 6 size) the same way
+and reports its peak RSS against the 1 GB budget.
+
+    python benchmarks/bench_discovery.py [--quick] [--lines 5000000] [--formats squid,cef,...] [--big-gb 5]
 """
 
 from __future__ import annotations
@@ -273,6 +276,48 @@ def process(path: Path, source: str) -> dict[str, Any]:
     return result
 
 
+def write_big_squid(path: Path, size_bytes: int) -> int:
+    """Squid lines with long query strings (trackers, signed links), written in pieces of 4,000 lines until
+    the file reaches ``size_bytes``; never held whole. Returns the line count."""
+    hosts = HOSTS
+    lines = written = 0
+    with path.open("w") as out:
+        while written < size_bytes:
+            piece = "".join(
+                f"{START + i // 50}.{i % 1000:03d} {i % 977:6d} 10.{i % 4}.{i % 251}.{i % 7 + 1} "
+                f"{'TCP_DENIED/403' if i % 29 == 0 else 'TCP_MISS/200'} {i % 9000} GET "
+                f"https://{hosts[i % len(hosts)]}/p/{i % 13}?q={i:012d}{'x' * (1200 + i % 800)} "
+                f"user{i % 2000} HIER_DIRECT/198.51.100.{i % 200} -\n"
+                for i in range(lines, lines + 4000)
+            )
+            out.write(piece)
+            written += len(piece)
+            lines += 4000
+    return lines
+
+
+def big_file(gigabytes: float, directory: Path) -> None:
+    """Show point 6 at the issue's size: a ``gigabytes`` GB file processed in job slices in a child process
+    whose peak RSS is reported; the file is generated here and deleted after."""
+    path = directory / f"big-{gigabytes:g}gb-squid.log"
+    start = time.perf_counter()
+    lines = write_big_squid(path, int(gigabytes * 1e9))
+    size = path.stat().st_size
+    generated = time.perf_counter() - start
+    try:
+        wc = wc_seconds(path)
+        run = process(path, "SQUID")
+    finally:
+        path.unlink(missing_ok=True)
+    print(
+        f"big file: {size / 1e9:.2f} GB, {lines:,} lines (mean {size / lines:,.0f} B; generated in"
+        f" {generated:.0f} s): processed in {run['seconds']:.0f} s = {lines / run['seconds']:,.0f} lines/s,"
+        f" {size / 1e6 / run['seconds']:.1f} MB/s (wc -l {size / 1e6 / wc:,.0f} MB/s); parsed"
+        f" {run['parsed']:,}, rejected {run['rejected']:,}; peak RSS {run['rss_mb']:.0f} MB"
+        f" ({'under' if run['rss_mb'] * 1024 * 1024 < 1e9 else 'OVER'} 1 GB)"
+    )
+
+
 def pycef_rate(path: Path, limit: int) -> tuple[float, int]:
     import pycef
 
@@ -300,6 +345,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--no-small", action="store_true", help="skip the 1/10-size run (memory growth check)"
+    )
+    parser.add_argument(
+        "--big-gb", type=float, default=5.0, help="size of the one-file memory run in GB (0: skip it)"
     )
     args = parser.parse_args()
     lines = 100_000 if args.quick else args.lines
@@ -335,6 +383,8 @@ def main() -> int:
             "parsed without an exception)\n"
             f"TrustPlane CEF end to end {ours:,.0f} lines/s = {ours / rate:.1f}x pycef"
         )
+    if args.big_gb > 0 and not args.quick:
+        big_file(args.big_gb, directory)
     if args.dir is None:
         shutil.rmtree(directory, ignore_errors=True)
     return 0
