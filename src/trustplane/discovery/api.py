@@ -21,7 +21,7 @@ from trustplane.core.bodies import has_nul, parse_json_object, read_body, read_j
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
-from trustplane.discovery import blockscripts, governance, report, service
+from trustplane.discovery import blockscripts, dashboard, governance, report, service
 from trustplane.discovery.log_types import LOG_TYPES
 from trustplane.discovery.models import DiscoveryUpload
 
@@ -338,3 +338,64 @@ async def unmatched(
         raise BadRequest("top must be from 1 to 1000.")
     found = await report.unmatched_destinations(session, principal.tenant_id, stream_id, period, top=top)
     return _json({"data": found, "total": len(found)})
+
+
+# TrustPlane's own report endpoints (MCAS's dashboard, which neither MCAS's API nor Graph exposes): read from
+# the stream's aggregates over ``period`` days (7, 30 or 90), lists paged with ``skip`` / ``top``.
+REPORT = "/v1/discovery/streams/{stream_id}/report"
+
+
+@router.get(REPORT + "/categories/", summary="Top categories of a stream: apps, users, transactions, traffic")
+async def report_categories(
+    stream_id: str,
+    period: int = 30,
+    skip: int = 0,
+    top: int = 50,
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    page = await dashboard.top_categories(session, principal.tenant_id, stream_id, period, skip=skip, top=top)
+    return _json(page.as_dict())
+
+
+@router.get(REPORT + "/users/", summary="Top users of a stream by traffic to catalogue apps")
+async def report_users(
+    stream_id: str,
+    period: int = 30,
+    skip: int = 0,
+    top: int = 50,
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    page = await dashboard.top_users(session, principal.tenant_id, stream_id, period, skip=skip, top=top)
+    return _json(page.as_dict())
+
+
+@router.get(REPORT + "/ip_addresses/", summary="Top source IP addresses of a stream by traffic")
+async def report_ip_addresses(
+    stream_id: str,
+    period: int = 30,
+    skip: int = 0,
+    top: int = 50,
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    page = await dashboard.top_ip_addresses(
+        session, principal.tenant_id, stream_id, period, skip=skip, top=top
+    )
+    return _json(page.as_dict())
+
+
+@router.get(REPORT + "/traffic/", summary="Traffic of a stream per day: transactions, bytes, users, apps")
+async def report_traffic(
+    stream_id: str, period: int = 30, principal: Principal = CanRead, session: AsyncSession = ReadSession
+) -> Response:
+    data = await dashboard.traffic_over_time(session, principal.tenant_id, stream_id, period)
+    return _json({"data": data, "total": len(data), "hasNext": False})
+
+
+@router.get(REPORT + "/risk/", summary="App risk overview of a stream: apps and traffic per risk score, band")
+async def report_risk(
+    stream_id: str, period: int = 30, principal: Principal = CanRead, session: AsyncSession = ReadSession
+) -> Response:
+    return _json(await dashboard.risk_overview(session, principal.tenant_id, stream_id, period))

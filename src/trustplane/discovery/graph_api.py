@@ -172,3 +172,25 @@ async def app_ip_address(
     session: AsyncSession = ReadSession,
 ) -> Response:
     return await _ip_addresses(stream_id, function, app_id, request, principal, session)
+
+
+@router.get(
+    BASE + "/{stream_id}/{function}/{app_id}/appInfo",
+    summary="Risk attributes of a discovered app (discoveredCloudAppInfo), from the catalogue",
+)
+async def app_info(
+    stream_id: str,
+    function: str,
+    app_id: str,
+    request: Request,
+    principal: Principal = CanRead,
+    session: AsyncSession = ReadSession,
+) -> Response:
+    days = _period(function)
+    options = check_options(request, {"$select"})
+    info = await report.app_info(session, principal.tenant_id, stream_id, days, app_id)
+    select_ = parse_select(options, sorted(info))
+    if select_:
+        info = {k: info[k] for k in ["id", *select_] if k in info}
+    context = _context(request, "microsoft.graph.security.discoveredCloudAppInfo/$entity")
+    return _json({"@odata.context": context, **info})

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound
+from trustplane.discovery.catalog.risk import ATTRIBUTES
 from trustplane.discovery.governance import governed_apps
 from trustplane.discovery.models import (
     DiscoveryAggregate,
@@ -315,3 +316,34 @@ async def unmatched_destinations(
         }
         for r in (await session.execute(stmt))
     ]
+
+
+async def app_info(
+    session: AsyncSession, tenant_id: str, stream_id: str, days: int, app_id: str
+) -> dict[str, Any]:
+    """Graph's ``discoveredCloudAppInfo`` of an app discovered in the stream over the period: the catalogue's
+    facts under their attribute names, a yes/no fact as ``cloudAppInfoState`` (``true`` / ``false``), and
+    every scored attribute the catalogue has no sourced fact for as ``unknown``. ``sources`` names where each
+    known fact was read."""
+    cutoff = period_cutoff(days)
+    await stream(session, tenant_id, stream_id)
+    a = DiscoveryAggregate
+    seen = await session.execute(
+        AggregateRepository(session, tenant_id)
+        .select(a.app_id)
+        .where(a.stream_id == stream_id, a.app_id == app_id, a.day >= cutoff)
+        .limit(1)
+    )
+    if seen.first() is None:
+        raise NotFound(f"App {app_id!r} was not discovered in this stream in the period.")
+    app = (await governed_apps(session, tenant_id))[app_id].app
+    info: dict[str, Any] = {"id": app.id, "vendor": app.vendor}
+    for name in ATTRIBUTES:
+        info[name] = "unknown"
+    sources: dict[str, dict[str, str]] = {}
+    for name, fact in app.risk.items():
+        value = fact.get("value")
+        info[name] = ("true" if value else "false") if isinstance(value, bool) else value
+        sources[name] = {"source": str(fact.get("source", "")), "note": str(fact.get("note", ""))}
+    info["sources"] = sources
+    return info
