@@ -16,10 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import trustplane.directory.audit  # noqa: F401  (registers the audit job handler)
 from trustplane import __version__
+from trustplane.alerts import tasks as _alerts_tasks  # noqa: F401  (registers ingest and webhook jobs)
+from trustplane.alerts.api import router as alerts_router
 from trustplane.auth.api import router as oauth_router
 from trustplane.auth.deps import requires
 from trustplane.auth.keys import KeyStore
 from trustplane.auth.permissions import METRICS_READ
+from trustplane.auth.ratelimit import RateLimiter
 from trustplane.auth.service import ApiTokenVerifier
 from trustplane.core.db import Database
 from trustplane.core.error_dialects import ErrorDialects
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     app.state.keys = KeyStore(settings.access_token_lifetime_seconds)
     app.state.api_tokens = ApiTokenVerifier()
+    app.state.rate_limiter = RateLimiter(settings.api_rate_limit, settings.rate_limit_storage_url)
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
     # Each face answers failures in its own dialect, chosen by path prefix; Graph's is the default.
     dialects = ErrorDialects(GraphErrorDialect())
@@ -122,7 +126,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        return dialects.for_request(request).domain_error(request, exc)
+        response = dialects.for_request(request).domain_error(request, exc)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After on a 429
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -162,5 +168,6 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(protection_router)
     app.include_router(scim_router)
     app.include_router(discovery_router)
+    app.include_router(alerts_router)
     app.include_router(discovery_graph_router)
     return app

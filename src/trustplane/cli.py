@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+import trustplane.alerts.tasks  # noqa: F401  (every process that emits events queues their ingestion)
 from trustplane.auth.keys import KeyStore
+from trustplane.auth.ratelimit import parse_limit
 from trustplane.auth.service import (
     authenticate_client,
     create_api_token,
@@ -335,11 +337,23 @@ def tokens_create(
         str,
         typer.Option(help="The SCIM client's dialect: 'rfc' (strict, default) or 'entra' (Entra ID)."),
     ] = "rfc",
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="This token's own rate limit, e.g. '30/minute' (default TRUSTPLANE_API_RATE_LIMIT)."
+        ),
+    ] = None,
 ) -> None:
     """Create a long-lived API token (shown once; usable as 'Bearer' or 'Token')."""
     if scim_dialect not in ("rfc", "entra"):
         raise typer.BadParameter("--scim-dialect must be 'rfc' or 'entra'.")
     settings: dict[str, object] = {"scim_dialect": scim_dialect} if scim_dialect != "rfc" else {}
+    if rate_limit is not None:
+        try:
+            parse_limit(rate_limit)
+        except ValueError as exc:
+            raise typer.BadParameter("--rate-limit takes e.g. '30/minute' or '1000 per hour'.") from exc
+        settings["rate_limit"] = rate_limit
 
     async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
         row = await _tenant(db, tenant)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # Users kept per process for read-only requests (core.cache; PostgreSQL only, 0 turns it off).
     row_cache_size: int = 50_000
 
+    # Requests per API token or app on the rate-limited faces (the MCAS API: discovery, alerts, activities),
+    # in the `limits` notation ("600/minute"); a token's own `rate_limit` setting overrides it.
+    api_rate_limit: str = "600/minute"
+    # Where the rate-limit windows are kept: "memory://" (per process) or "redis://host:6379" (shared).
+    rate_limit_storage_url: str = "memory://"
+
     @cached_property
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -44,7 +44,10 @@ KNOWN_PERMISSIONS: frozenset[str] = frozenset(
         "IdentityRiskEvent.ReadWrite.All",
         "CloudApp-Discovery.Read.All",
         "CloudApp-Discovery.ReadWrite.All",
+        "SecurityAlert.Read.All",
         "SecurityAlert.ReadWrite.All",
+        "CloudApp-Activity.Read.All",
+        "CloudApp-Activity.ReadWrite.All",
     }
 )
 
@@ -77,6 +80,11 @@ WRITE_RISKY_USERS = (IDENTITY_RISKY_USER_READWRITE_ALL,)
 READ_RISK_EVENTS = (IDENTITY_RISK_EVENT_READ_ALL,)
 READ_SIGN_INS = (AUDITLOG_READ_ALL,)
 INGEST_SIGN_INS = ("IdentityRiskEvent.ReadWrite.All",)  # sign-in events from other identity providers
+# Alerts and activities (the MCAS face), alert policies and webhooks.
+READ_ALERTS = ("SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All")
+WRITE_ALERTS = ("SecurityAlert.ReadWrite.All",)
+READ_ACTIVITIES = ("CloudApp-Activity.Read.All", "CloudApp-Activity.ReadWrite.All")
+WRITE_ACTIVITIES = ("CloudApp-Activity.ReadWrite.All",)
 # Reading a user's memberships needs to see both users and groups.
 READ_MEMBERSHIPS = READ_GROUPS
 

@@ -18,9 +18,15 @@ class Actor:
     type: str
     id: str
     name: str = ""
+    # The face a change came through when it matters downstream ("scim": provisioning, as the activity
+    # log tells it apart); empty otherwise and then left out of the event.
+    channel: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"type": self.type, "id": self.id, "name": self.name}
+        actor = {"type": self.type, "id": self.id, "name": self.name}
+        if self.channel:
+            actor["channel"] = self.channel
+        return actor
 
 
 SYSTEM = Actor(type="system", id="system", name="TrustPlane")

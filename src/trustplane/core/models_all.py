@@ -1,6 +1,7 @@
 """Imports every part's tables so ``Base.metadata`` is complete (migrations, tests)."""
 
 from trustplane.access import models as access_models
+from trustplane.alerts import models as alerts_models
 from trustplane.auth import models as auth_models
 from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
@@ -10,6 +11,7 @@ from trustplane.protection import models as protection_models
 
 __all__ = [
     "access_models",
+    "alerts_models",
     "auth_models",
     "core_models",
     "directory_models",

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import DbSession, ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
+from trustplane.auth.ratelimit import RateLimited
 from trustplane.core.bodies import has_nul, parse_json_object, read_body, read_json_object
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
@@ -30,7 +31,7 @@ DISCOVERY_READWRITE_ALL = "CloudApp-Discovery.ReadWrite.All"
 CanRead = Depends(requires(DISCOVERY_READ_ALL, DISCOVERY_READWRITE_ALL))
 CanWrite = Depends(requires(DISCOVERY_READWRITE_ALL))
 
-router = APIRouter(prefix="/api", tags=["cloud discovery (MCAS API)"])
+router = APIRouter(prefix="/api", tags=["cloud discovery (MCAS API)"], dependencies=[RateLimited])
 _TRUE = {"true", "1", "yes", "on"}
 _WRITE_BUFFER = 1 << 20
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, update
+from sqlalchemy import Table, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,6 +81,20 @@ class GovernanceRepository(TenantRepository[DiscoveryAppGovernance]):
 
 class AggregateRepository(TenantRepository[DiscoveryAggregate]):
     model = DiscoveryAggregate
+
+    async def seen_apps(self, app_ids: list[str]) -> set[str]:
+        """Which of ``app_ids`` already have traffic in any of this tenant's reports."""
+        if not app_ids:
+            return set()
+        stmt = self.select(DiscoveryAggregate.app_id).where(DiscoveryAggregate.app_id.in_(app_ids)).distinct()
+        return {str(v) for v in (await self.session.execute(stmt)).scalars()}
+
+    async def lock_app_discovery(self) -> None:
+        """Serialise "is this app new in the tenant?" between concurrent slices (PostgreSQL; SQLite has one
+        writer at a time anyway), so each app is announced once."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            key = f"discovery-apps:{self.tenant_id}"
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
     async def add_sums(self, stream_id: str, frame: pl.DataFrame) -> None:
         await _add_sums(

@@ -9,17 +9,18 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import polars as pl
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound, Unauthenticated
-from trustplane.core.events import Actor, EventSpec, emit
+from trustplane.core.events import SYSTEM, Actor, EventSpec, emit
 from trustplane.core.models import Job
 from trustplane.discovery.catalog import shipped_catalog
 from trustplane.discovery.models import DiscoverySettings, DiscoveryStream, DiscoveryUpload
@@ -202,6 +203,97 @@ async def set_custom_format(
     return fmt
 
 
+def _apps_seen(upload: DiscoveryUpload, apps: pl.DataFrame) -> EventSpec:
+    """The event of a processed slice: per app and user, transactions, bytes and the day last seen (the
+    activity log and the alert policies read it)."""
+    catalog = shipped_catalog()
+    usage = (
+        apps.group_by("app_id", "user_name")
+        .agg(
+            pl.sum("transactions", "bytes_up", "bytes_down"),
+            pl.first("ip_address"),
+            pl.max("day").alias("last_day"),
+        )
+        .sort("app_id", "user_name")
+    )
+    rows = [
+        {
+            "appId": r["app_id"],
+            "appName": catalog.apps[r["app_id"]].name if r["app_id"] in catalog.apps else r["app_id"],
+            "user": r["user_name"] or None,
+            "ipAddress": r["ip_address"] or None,
+            "transactions": r["transactions"],
+            "bytesUp": r["bytes_up"],
+            "bytesDown": r["bytes_down"],
+            "lastSeen": int(datetime.combine(r["last_day"], time.min, tzinfo=UTC).timestamp() * 1000),
+        }
+        for r in usage.iter_rows(named=True)
+    ]
+    return EventSpec(
+        "discovery.apps.seen", "discoveryUpload", upload.id, {"streamId": upload.stream_id, "usage": rows}
+    )
+
+
+async def _new_apps(aggregates: AggregateRepository, apps: pl.DataFrame) -> list[str]:
+    in_slice = sorted(apps.get_column("app_id").unique().to_list()) if apps.height else []
+    seen = await aggregates.seen_apps(in_slice)
+    return [a for a in in_slice if a not in seen]
+
+
+async def _announce_new_apps(
+    session: AsyncSession,
+    tenant_id: str,
+    upload: DiscoveryUpload,
+    stream: DiscoveryStream | None,
+    apps: pl.DataFrame,
+    new_apps: list[str],
+) -> None:
+    """``discovery.app.discovered``: the first traffic of a catalogue app in this tenant (any report), once
+    per tenant and app, with the app's risk score under the tenant's metrics and its governance status."""
+    from trustplane.discovery.governance import governed_apps  # governance imports this module's peers
+
+    governed = await governed_apps(session, tenant_id)
+    usage = (
+        apps.filter(pl.col("app_id").is_in(new_apps))
+        .group_by("app_id")
+        .agg(
+            pl.sum("transactions"),
+            pl.sum("traffic"),
+            pl.col("user_name").filter(pl.col("user_name") != "").n_unique().alias("users"),
+            pl.min("day").alias("first_day"),
+        )
+    )
+    for row in usage.iter_rows(named=True):
+        g = governed.get(row["app_id"])
+        if g is None:
+            continue
+        await emit(
+            session,
+            tenant_id,
+            SYSTEM,
+            EventSpec(
+                "discovery.app.discovered",
+                "discoveredApp",
+                g.app.id,
+                {
+                    "appId": g.app.id,
+                    "name": g.app.name,
+                    "category": g.app.category,
+                    "vendor": g.app.vendor,
+                    "riskScore": g.risk.total,
+                    "status": g.status,
+                    "streamId": upload.stream_id,
+                    "stream": stream.name if stream is not None else None,
+                    "uploadId": upload.id,
+                    "firstSeenDate": row["first_day"].isoformat() if row["first_day"] else None,
+                    "transactionCount": int(row["transactions"]),
+                    "totalNetworkTrafficInBytes": int(row["traffic"]),
+                    "userCount": int(row["users"]),
+                },
+            ),
+        )
+
+
 async def process_next_slice(
     session: AsyncSession,
     tenant_id: str,
@@ -239,7 +331,10 @@ async def process_next_slice(
         max_seconds=max_seconds,
         batch_lines=min(16384, max_lines),
     )
-    await AggregateRepository(session, tenant_id).add_sums(upload.stream_id, result.apps)
+    aggregates = AggregateRepository(session, tenant_id)
+    await aggregates.lock_app_discovery()
+    new_apps = await _new_apps(aggregates, result.apps)
+    await aggregates.add_sums(upload.stream_id, result.apps)
     await UnmatchedRepository(session, tenant_id).add_sums(upload.stream_id, result.unmatched)
     now = utcnow()
     values: dict[str, Any] = {
@@ -251,10 +346,34 @@ async def process_next_slice(
         values.update(status="done", finished_at=now)
     if not await uploads.advance_checkpoint(upload.id, start, values):
         raise RuntimeError(f"upload {upload.id}: checkpoint moved during the slice; not counting it twice")
+    stream = await StreamRepository(session, tenant_id).get(upload.stream_id)
+    if new_apps:
+        await _announce_new_apps(session, tenant_id, upload, stream, result.apps, new_apps)
     if result.finished:
-        stream = await StreamRepository(session, tenant_id).get(upload.stream_id)
         if stream is not None:
             stream.last_data_received = now
+        await emit(
+            session,
+            tenant_id,
+            SYSTEM,
+            EventSpec(
+                "discovery.upload.processed",
+                "discoveryUpload",
+                upload.id,
+                {
+                    "filename": upload.filename,
+                    "source": upload.source,
+                    "streamId": upload.stream_id,
+                    "stream": stream.name if stream is not None else None,
+                    "sizeInBytes": upload.size,
+                    "linesRead": stats.lines_read,
+                    "parsed": stats.parsed,
+                    "rejected": stats.rejected,
+                },
+            ),
+        )
+    if result.apps.height:
+        await emit(session, tenant_id, SYSTEM, _apps_seen(upload, result.apps))
     log.info(
         "discovery_slice",
         upload_id=upload.id,

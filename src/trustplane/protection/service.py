@@ -371,7 +371,38 @@ async def assess(
             user_risk = await current_user_risk(session, tenant_id, user_id, at)
         if learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]:
             await _learn(session, tenant_id, user_id, values, found, at)
+    await emit(session, tenant_id, SYSTEM, _sign_in_event(SIGN_IN_RECORDED, sign_in))
     return Assessment(sign_in, during, aggregated, score if score is not None else 0.0, detections, user_risk)
+
+
+# Sign-in events (the activity log and the alert policies read them): one when a sign-in is recorded, one
+# more when offline detections later find risk in it.
+SIGN_IN_RECORDED = "protection.sign_in.recorded"
+SIGN_IN_OFFLINE_RISK = "protection.sign_in.offline_risk"
+
+
+def _sign_in_event(event_type: str, sign_in: SignIn) -> EventSpec:
+    return EventSpec(
+        event_type,
+        "signIn",
+        sign_in.id,
+        {
+            "at": int(to_utc(sign_in.created_at).timestamp() * 1000),
+            "userId": sign_in.user_id,
+            "userPrincipalName": sign_in.user_principal_name,
+            "appId": sign_in.app_id,
+            "appDisplayName": sign_in.app_display_name,
+            "ipAddress": sign_in.ip_address,
+            "country": sign_in.country,
+            "city": sign_in.city,
+            "userAgent": sign_in.user_agent,
+            "errorCode": sign_in.error_code,
+            "source": sign_in.source,
+            "riskLevelDuringSignIn": sign_in.risk_level_during_sign_in,
+            "riskLevelAggregated": sign_in.risk_level_aggregated,
+            "riskEventTypes": list(sign_in.risk_event_types or []),
+        },
+    )
 
 
 def _detection(

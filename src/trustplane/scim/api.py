@@ -39,7 +39,7 @@ Scim = Depends(requires(SCIM_READWRITE_ALL))
 def context(request: Request, principal: Principal) -> ScimContext:
     return ScimContext(
         tenant_id=principal.tenant_id,
-        actor=Actor(type=principal.kind, id=principal.id, name=principal.name),
+        actor=Actor(type=principal.kind, id=principal.id, name=principal.name, channel="scim"),
         base=base_url(request) + PREFIX,
         dialect=Dialect.from_settings(principal.settings),
     )
