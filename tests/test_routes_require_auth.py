@@ -26,6 +26,28 @@ EXPECTED_PUBLIC = {
     "/{tenant}/discovery/v2.0/keys",
     "/{tenant}/v2.0/.well-known/openid-configuration",
     "/api/v1/discovery/upload/{upload_id}",  # MCAS's pre-signed upload URL: its secret is the credential
+    # The authorization server: each route authenticates what it needs itself (client authentication, a
+    # bearer token for userinfo, the browser session and a CSRF token for consent and logout).
+    "/{tenant}/oauth2/v2.0/authorize",
+    "/{tenant}/oauth2/v2.0/authorize/consent",
+    "/{tenant}/oauth2/v2.0/revoke",
+    "/{tenant}/oauth2/v2.0/introspect",
+    "/{tenant}/oauth2/v2.0/logout",
+    "/{tenant}/openid/userinfo",
+    # The sign-in pages: how a user authenticates (forms CSRF-protected by the pre-auth cookie; the
+    # security-info pages check the browser session themselves and redirect to sign-in without one).
+    "/{tenant}/signin",
+    "/{tenant}/signin/mfa",
+    "/{tenant}/signin/totp",
+    "/{tenant}/signin/password",
+    "/{tenant}/signin/blocked",
+    "/{tenant}/signin/passkey",
+    "/{tenant}/signin/passkey/options",
+    "/{tenant}/signin/security-info",
+    "/{tenant}/signin/security-info/passkey",
+    "/{tenant}/signin/security-info/passkey/options",
+    "/{tenant}/signin/security-info/recovery-codes",
+    "/{tenant}/signin/static/{name}",
 }
 MIN_OPERATIONS = 20  # a floor so the enumeration can never silently test nothing
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}

@@ -39,6 +39,8 @@ from trustplane.graph.conditional_access import router as conditional_access_rou
 from trustplane.graph.directory_objects import router as directory_objects_router
 from trustplane.graph.errors import GraphErrorDialect
 from trustplane.graph.identity_protection import router as identity_protection_router
+from trustplane.idp.oauth.api import AUTHORIZATION_SERVER_ROUTES
+from trustplane.idp.oauth.api import router as authorization_server_router
 from trustplane.protection import ipintel
 from trustplane.protection.api import router as protection_router
 from trustplane.scim.api import router as scim_router
@@ -57,6 +59,8 @@ PUBLIC_ROUTES = frozenset(
         # MCAS's pre-signed upload URL: no token, its own secret is the credential (discovery.service).
         "/api/v1/discovery/upload/{upload_id}",
     }
+    # The authorization server: authorize, token, revoke, introspect, logout, userinfo, discovery.
+    | AUTHORIZATION_SERVER_ROUTES
 )
 
 
@@ -160,6 +164,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(oauth_router)
+    app.include_router(authorization_server_router)
     app.include_router(graph_router)
     app.include_router(directory_objects_router)
     app.include_router(audit_router)

@@ -295,7 +295,7 @@ def test_app_of_another_tenant_cannot_get_a_token_at_this_tenant(
         ({"scope": f"{GRAPH}/User.Read.All"}, "invalid_scope"),
         ({"scope": f"{GRAPH}/.default api://trustplane/.default"}, "invalid_scope"),
         ({"grant_type": "password"}, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code"}, "unauthorized_client"),  # not registered for it
         ({"grant_type": ""}, "unsupported_grant_type"),
     ],
     ids=[

@@ -44,6 +44,7 @@ KNOWN_PERMISSIONS: frozenset[str] = frozenset(
         "IdentityRiskEvent.ReadWrite.All",
         "CloudApp-Discovery.Read.All",
         "CloudApp-Discovery.ReadWrite.All",
+        "CloudApp-Discovery.Deanonymize",  # TrustPlane's own: resolve anonymised discovery users / IPs
         "SecurityAlert.Read.All",
         "SecurityAlert.ReadWrite.All",
         "CloudApp-Activity.Read.All",
@@ -94,10 +95,12 @@ class Principal:
     """A verified caller. ``tenant_id`` comes from the verified credential, never from the request."""
 
     tenant_id: str
-    kind: str  # "app" | "api_token"
+    kind: str  # "app" | "api_token" | "user" (a delegated token: an app acting for a signed-in user)
     id: str
     name: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)  # a delegated token's scp
+    client_id: str = ""  # the app the token was issued to (azp)
     settings: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def has_any(self, permissions: tuple[str, ...] | list[str]) -> bool:

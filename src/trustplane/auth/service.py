@@ -91,15 +91,20 @@ async def authenticate_client(
     if not is_uuid(client_id):
         raise failure
     app = await ApplicationRepository(session, tenant_id).by_client_id(client_id)
-    if app is None:
+    if app is None or not await client_secret_matches(session, tenant_id, app, secret):
         raise failure
+    return app
+
+
+async def client_secret_matches(session: AsyncSession, tenant_id: str, app: Application, secret: str) -> bool:
+    """Whether ``secret`` is one of the app's unexpired client secrets (argon2id verification)."""
     now = utcnow()
     for stored in await ClientSecretRepository(session, tenant_id).for_application(app.id):
         if stored.expires_at is not None and stored.expires_at < now:
             continue
         if verify_secret(stored.secret_hash, secret):
-            return app
-    raise failure
+            return True
+    return False
 
 
 @dataclass(frozen=True)

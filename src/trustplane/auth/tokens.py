@@ -1,11 +1,13 @@
-"""Access tokens: issued to apps by the client-credentials grant, verified strictly on every call
-(algorithm pinned, key looked up by kid and bound to the tenant, issuer, audience, expiry, not-before)."""
+"""Access tokens: issued to apps by the client-credentials grant (and, for signed-in users, by the
+authorization server in idp.oauth), verified strictly on every call (algorithm pinned, key looked up by kid
+and bound to the tenant, issuer, audience, expiry, not-before). A delegated (user) token is also checked
+against its user's revocation state on every call (idp.revocation); app tokens keep the memory fast path."""
 
 from __future__ import annotations
 
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from joserfc import jwt
@@ -17,6 +19,7 @@ from trustplane.auth.keys import ALGORITHM, KeyStore
 from trustplane.auth.permissions import Principal
 from trustplane.core.errors import Unauthenticated
 from trustplane.core.ids import new_id
+from trustplane.idp.revocation import check_delegated_token
 
 _LEEWAY_SECONDS = 60
 _VERIFIED_CACHE_SIZE = 4096
@@ -87,6 +90,22 @@ class _Verified:
     subject: str
     name: str
     roles: frozenset[str]
+    kind: str = "app"
+    scopes: frozenset[str] = frozenset()
+    client_id: str = ""
+    not_before: int = 0
+    grant_id: str | None = None
+
+    def principal(self) -> Principal:
+        return Principal(
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            id=self.subject,
+            name=self.name,
+            roles=self.roles,
+            scopes=self.scopes,
+            client_id=self.client_id,
+        )
 
 
 # Per KeyStore (so per app): (token, issuer base, audiences) -> what verifying it established. A hit skips
@@ -117,7 +136,7 @@ def _verified_entry(keys: KeyStore, cache_key: tuple[str, str, tuple[str, ...]])
 def _principal_if_key_unchanged(hit: _Verified, found: tuple[str, RSAKey] | None) -> Principal | None:
     if found is None or found[0] != hit.tenant_id or found[1] is not hit.key:
         return None
-    return Principal(tenant_id=hit.tenant_id, kind="app", id=hit.subject, name=hit.name, roles=hit.roles)
+    return hit.principal()
 
 
 async def _cached_principal(
@@ -126,7 +145,10 @@ async def _cached_principal(
     hit = _verified_entry(keys, cache_key)
     if hit is None:
         return None
-    return _principal_if_key_unchanged(hit, await keys.key_for_kid(session, hit.kid))
+    principal = _principal_if_key_unchanged(hit, await keys.key_for_kid(session, hit.kid))
+    if principal is not None and hit.kind == "user":
+        await check_delegated_token(session, hit.tenant_id, hit.subject, hit.not_before, hit.grant_id)
+    return principal
 
 
 def verified_from_memory(
@@ -135,7 +157,7 @@ def verified_from_memory(
     """``verify_access_token`` for a token verified before whose key was checked against its row within
     the key cache period: the same checks, from memory, with no session. None means: verify it in full."""
     hit = _verified_entry(keys, (token, issuer_base, tuple(audiences)))
-    if hit is None:
+    if hit is None or hit.kind != "app":  # a user's token needs its user's revocation state: a query
         return None
     return _principal_if_key_unchanged(hit, keys.fresh_key(hit.kid))
 
@@ -189,24 +211,34 @@ async def verify_access_token(
     roles = claims.get("roles", [])
     if not isinstance(roles, list):
         raise Unauthenticated("The token's roles claim is malformed.")
-    principal = Principal(
+    entry = _Verified(
+        kid=kid,
+        key=key,
         tenant_id=key_tenant,
-        kind="app",
-        id=str(claims["sub"]),
+        times=(claims["exp"], claims.get("nbf"), claims.get("iat")),
+        subject=str(claims["sub"]),
         name=str(claims.get("app_displayname", "")),
         roles=frozenset(str(r) for r in roles),
+        client_id=str(claims.get("azp", "")),
     )
-    _remember_verified(
-        keys,
-        cache_key,
-        _Verified(
-            kid=kid,
-            key=key,
-            tenant_id=key_tenant,
-            times=(claims["exp"], claims.get("nbf"), claims.get("iat")),
-            subject=principal.id,
-            name=principal.name,
-            roles=principal.roles,
-        ),
+    if claims.get("idtyp") == "user":
+        entry = _delegated(entry, claims)
+        await check_delegated_token(session, key_tenant, entry.subject, entry.not_before, entry.grant_id)
+    _remember_verified(keys, cache_key, entry)
+    return entry.principal()
+
+
+def _delegated(entry: _Verified, claims: dict[str, Any]) -> _Verified:
+    """A user's token: no app roles, its scopes, and what its revocation check needs."""
+    scp, nbf, grant = claims.get("scp"), claims.get("nbf"), claims.get("tp_grant")
+    if not isinstance(scp, str) or not isinstance(nbf, int) or not isinstance(grant, str | None):
+        raise Unauthenticated("The token's scp, nbf or tp_grant claim is malformed.")
+    return replace(
+        entry,
+        kind="user",
+        name=str(claims.get("name", "")),
+        roles=frozenset(),
+        scopes=frozenset(scp.split()),
+        not_before=nbf,
+        grant_id=grant,
     )
-    return principal

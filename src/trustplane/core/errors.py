@@ -56,3 +56,13 @@ class PreconditionFailed(DomainError):
 
     status = 412
     code = "preconditionFailed"
+
+
+class ClaimsChallenge(Unauthenticated):
+    """A token that was valid when issued but no longer is for its user (continuous access evaluation):
+    the 401 carries ``WWW-Authenticate: Bearer error="insufficient_claims", claims="…"`` so a client that
+    understands it fetches a new token (which needs a fresh sign-in)."""
+
+    def __init__(self, message: str, *, www_authenticate: str) -> None:
+        super().__init__(message, code="insufficient_claims")
+        self.www_authenticate = www_authenticate

@@ -7,6 +7,7 @@ from trustplane.core import models as core_models
 from trustplane.directory import models as directory_models
 from trustplane.discovery import models as discovery_models
 from trustplane.idp import sessions as idp_sessions
+from trustplane.idp.oauth import models as oauth_models
 from trustplane.protection import models as protection_models
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "directory_models",
     "discovery_models",
     "idp_sessions",
+    "oauth_models",
     "protection_models",
 ]

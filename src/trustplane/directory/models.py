@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, func
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustplane.core.clock import utcnow
@@ -162,6 +163,13 @@ class Application(Base):
     display_name: Mapped[str] = mapped_column(String(256))
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Single sign-on (idp.oauth): where codes and logouts may be sent (exact match, nothing else), whether
+    # the client is public (no secret: PKCE required) and which grants it may use.
+    redirect_uris: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
+    is_public_client: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    grant_types: Mapped[list[str]] = mapped_column(
+        JSONType, default=lambda: ["client_credentials"], server_default='["client_credentials"]'
+    )
 
 
 class ClientSecret(Base):

@@ -29,6 +29,7 @@ from trustplane.directory.repository import (
     TenantLookup,
     UserRepository,
 )
+from trustplane.idp.revocation import PASSWORD_RESET, USER_DISABLED, revoke_user
 
 UPN_RE = re.compile(
     r"^[A-Za-z0-9._%+'#$&*!^~{}|/=?`-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
@@ -252,6 +253,11 @@ async def update_user(
     user.updated_at = utcnow()
     await _flush_unique(session, duplicate, "userPrincipalName")
     await _bump_version(session, user)
+    if password is not None or changed.get("account_enabled", {}).get("new") is False:
+        # Continuous access evaluation: sessions and tokens end in this transaction, not by a later job.
+        await revoke_user(
+            session, tenant_id, user.id, PASSWORD_RESET if password is not None else USER_DISABLED
+        )
     multi = DirectoryValueRepository(session, tenant_id)
     for name in USER_MULTI:
         if name in values:

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from trustplane.core.clock import iso_z, utcnow
 from trustplane.core.errors import (
     BadRequest,
+    ClaimsChallenge,
     Conflict,
     DomainError,
     NotFound,
@@ -32,7 +33,13 @@ _CODES: list[tuple[type[DomainError], str]] = [
 
 
 def graph_error_response(
-    request: Request, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    www_authenticate: str | None = None,
 ) -> Response:
     error: dict[str, Any] = {
         "code": code,
@@ -49,7 +56,7 @@ def graph_error_response(
         error["details"] = details
     headers = {"request-id": getattr(request.state, "request_id", "")}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="", error="invalid_token"'
+        headers["WWW-Authenticate"] = www_authenticate or 'Bearer realm="", error="invalid_token"'
     return Response(
         orjson.dumps({"error": error}), status_code=status, media_type="application/json", headers=headers
     )
@@ -63,7 +70,8 @@ def render_domain_error(request: Request, exc: DomainError) -> Response:
         details = [{"code": "ObjectConflict", "message": exc.message, "target": target}]
     elif exc.code and exc.code[0].isupper() and "_" in exc.code:
         code = exc.code  # the service already named a Graph code
-    return graph_error_response(request, exc.status, code, exc.message, details)
+    challenge = exc.www_authenticate if isinstance(exc, ClaimsChallenge) else None
+    return graph_error_response(request, exc.status, code, exc.message, details, www_authenticate=challenge)
 
 
 class GraphErrorDialect:

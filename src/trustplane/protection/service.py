@@ -33,6 +33,7 @@ from trustplane.core.ids import is_uuid, new_id
 from trustplane.directory.audit import ACTIVITIES, AUDIT_JOB
 from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
+from trustplane.idp.revocation import USER_RISK_HIGH, revoke_user
 from trustplane.protection import features, ipintel
 from trustplane.protection.detectors import DETECTORS
 from trustplane.protection.detectors.base import (
@@ -524,6 +525,8 @@ async def _recompute(
                 {"riskLevel": level, "riskState": state, "riskDetail": detail},
             ),
         )
+        if level == "high":  # continuous access evaluation: the user's sessions and tokens end now
+            await revoke_user(session, tenant_id, user_id, USER_RISK_HIGH)
     return risky
 
 

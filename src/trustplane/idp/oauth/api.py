@@ -1,0 +1,460 @@
+"""The authorization server's routes in Entra's path shape: ``/{tenant}/oauth2/v2.0/authorize``, ``/token``,
+``/revoke``, ``/introspect``, ``/logout``, ``/{tenant}/openid/userinfo`` and the OpenID discovery document.
+Public by nature (they are how callers and users get authenticated; each authenticates what it needs
+itself). JSON errors follow RFC 6749 / 6750; browser errors are HTML pages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+)
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trustplane.auth.deps import DbSession, base_url
+from trustplane.auth.keys import ALGORITHM
+from trustplane.auth.tokens import issuer_for, verify_access_token
+from trustplane.core.clock import utcnow
+from trustplane.core.errors import ClaimsChallenge, NotFound, Unauthenticated
+from trustplane.directory.models import Application, Tenant
+from trustplane.directory.repository import UserRepository
+from trustplane.directory.service import resolve_tenant
+from trustplane.idp import sessions
+from trustplane.idp.contracts import Authenticated, ClientRef
+from trustplane.idp.oauth import pages
+from trustplane.idp.oauth.grants import GRANTS, TokenContext, run_grant
+from trustplane.idp.oauth.introspection import introspect_token
+from trustplane.idp.oauth.logout import logout as run_logout
+from trustplane.idp.oauth.repository import GrantRepository, RefreshTokenRepository
+from trustplane.idp.oauth.service import (
+    AuthorizationRequest,
+    AuthorizationRequestError,
+    RedirectableError,
+    authenticate_client,
+    digest,
+    has_consent,
+    issue_code,
+    record_user_consent,
+    validate_authorization_request,
+)
+from trustplane.idp.oauth.wire import (
+    client_credentials,
+    oauth_error,
+    own_jwt,
+    read_form,
+    render_oauth_error,
+    request_id,
+    single_valued,
+)
+
+router = APIRouter(tags=["oauth2"])
+# Every route here is public: each is how an app or a user gets authenticated, and each checks what it
+# needs itself (client authentication, a bearer token, the browser session with a CSRF token).
+AUTHORIZATION_SERVER_ROUTES = frozenset(
+    {
+        "/{tenant}/oauth2/v2.0/authorize",
+        "/{tenant}/oauth2/v2.0/authorize/consent",
+        "/{tenant}/oauth2/v2.0/token",
+        "/{tenant}/oauth2/v2.0/revoke",
+        "/{tenant}/oauth2/v2.0/introspect",
+        "/{tenant}/oauth2/v2.0/logout",
+        "/{tenant}/openid/userinfo",
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+    }
+)
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _tenant(session: AsyncSession, key: str) -> Tenant:
+    try:
+        return await resolve_tenant(session, key)
+    except NotFound as exc:
+        raise InvalidRequestError(description=f"Tenant '{key}' not found.") from exc
+
+
+def _context(request: Request, session: AsyncSession, tenant: Tenant) -> TokenContext:
+    settings = request.app.state.settings
+    return TokenContext(
+        session=session,
+        keys=request.app.state.keys,
+        tenant_id=tenant.id,
+        issuer_base=base_url(request),
+        audiences=list(settings.audiences),
+        lifetime_seconds=settings.access_token_lifetime_seconds,
+    )
+
+
+# ---------------------------------------------------------------- token
+
+
+@router.post(
+    "/{tenant}/oauth2/v2.0/token", summary="OAuth 2.0 token endpoint (code, refresh, client credentials)"
+)
+async def token(tenant: str, request: Request, session: AsyncSession = DbSession) -> JSONResponse:
+    try:
+        fields = await read_form(request)
+        grant_type = fields.get("grant_type", "")
+        if grant_type not in GRANTS:
+            raise OAuth2Error(
+                error="unsupported_grant_type",
+                description=f"The grant type '{grant_type}' is not supported; use {', '.join(GRANTS)}.",
+            )
+        client_id, secret = client_credentials(request, fields)
+        if not client_id:
+            raise InvalidClientError(
+                description="Client authentication is required (client_id and client_secret)."
+            )
+        tenant_row = await _tenant(session, tenant)
+        app = await authenticate_client(session, tenant_row.id, client_id, secret)
+        body = await run_grant(_context(request, session, tenant_row), app, grant_type, fields)
+    except OAuth2Error as exc:
+        return render_oauth_error(exc)  # the session still commits: a reuse revokes its family
+    return JSONResponse(body, headers=NO_STORE)
+
+
+# ---------------------------------------------------------------- authorize
+
+
+def _query_params(request: Request) -> dict[str, str]:
+    return single_valued(parse_qsl(request.url.query, keep_blank_values=True))
+
+
+@router.api_route(
+    "/{tenant}/oauth2/v2.0/authorize",
+    methods=["GET", "POST"],
+    summary="OAuth 2.0 / OIDC authorization endpoint",
+)
+async def authorize(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
+    if request.method == "POST":  # OIDC Core 3.1.2.1: POST is the same request; answer it as a GET
+        try:
+            form = await read_form(request)
+        except OAuth2Error as exc:
+            return pages.error_page(str(exc.error), str(exc.description), request_id=request_id(request))
+        return pages.redirect(f"{request.url.path}?{urlencode(form)}", status=303)
+    try:
+        params = _query_params(request)
+        tenant_row = await _tenant(session, tenant)
+    except OAuth2Error as exc:
+        return pages.error_page(str(exc.error), str(exc.description), request_id=request_id(request))
+    audiences = list(request.app.state.settings.audiences)
+    try:
+        areq = await validate_authorization_request(session, tenant_row.id, params, audiences)
+    except AuthorizationRequestError as exc:
+        return pages.error_page("invalid_request", exc.description, request_id=request_id(request))
+    except RedirectableError as exc:
+        # validate_authorization_request checked the client and its redirect URI before raising this
+        return _redirect_error(exc.error.error, exc.error.description, params["redirect_uri"], exc.state)
+    return await _authorize_valid(request, session, tenant_row, areq)
+
+
+def _redirect_error(error: Any, description: Any, redirect_uri: str, state: str | None) -> Response:
+    return pages.redirect(
+        pages.with_params(
+            redirect_uri,
+            {"error": str(error), "error_description": str(description or error), "state": state},
+        )
+    )
+
+
+async def _authorize_valid(
+    request: Request, session: AsyncSession, tenant_row: Tenant, areq: AuthorizationRequest
+) -> Response:
+    from trustplane.idp.signin.gate import InteractionRequired, sign_in_gate  # the sign-in half (idp/signin)
+
+    client = areq.client
+    try:
+        outcome = await sign_in_gate(
+            request,
+            session,
+            tenant_id=tenant_row.id,
+            client=ClientRef(
+                client_id=client.app_id, application_id=client.id, display_name=client.display_name
+            ),
+            prompt=areq.prompt,
+            max_age=areq.max_age,
+        )
+    except InteractionRequired as exc:
+        return _redirect_error(exc.error, exc.description, areq.redirect_uri, areq.state)
+    if not isinstance(outcome, Authenticated):
+        return outcome  # the sign-in, step-up or block page
+    prompts = set((areq.prompt or "").split())
+    consented = await has_consent(session, tenant_row.id, client.id, outcome.user_id, areq.scope.all)
+    if "consent" in prompts or not consented:
+        if "none" in prompts:
+            return _redirect_error(
+                "consent_required", "The user must consent.", areq.redirect_uri, areq.state
+            )
+        return await _consent_page(request, session, tenant_row, areq, outcome)
+    code = await issue_code(
+        session,
+        tenant_row.id,
+        areq,
+        user_id=outcome.user_id,
+        session_id=outcome.session_id,
+        auth_time=outcome.auth_time,
+        amr=outcome.amr,
+    )
+    return pages.redirect(pages.with_params(areq.redirect_uri, {"code": code, "state": areq.state}))
+
+
+_SCOPE_TEXT = {
+    "openid": "Sign you in",
+    "profile": "View your basic profile (name and user name)",
+    "email": "View your email address",
+    "offline_access": "Maintain access to data you have given it access to",
+}
+
+
+async def _consent_page(
+    request: Request,
+    session: AsyncSession,
+    tenant_row: Tenant,
+    areq: AuthorizationRequest,
+    who: Authenticated,
+) -> Response:
+    browser = await sessions.BrowserSessionRepository(session, tenant_row.id).get(who.session_id)
+    user = await UserRepository(session, tenant_row.id).get(who.user_id)
+    if browser is None or user is None:
+        return pages.error_page("login_required", "Your session ended; sign in again.", status=401)
+    items = [_SCOPE_TEXT.get(s, f"Access {s}") for s in areq.scope.all]
+    return pages.render(
+        "consent.html",
+        app_name=areq.client.display_name,
+        scopes=items,
+        user_name=user.user_principal_name,
+        action=f"{request.url.path}/consent",
+        csrf=pages.csrf_for(browser.secret_hash, f"consent:{areq.client.app_id}"),
+        request_query=request.url.query,
+    )
+
+
+@router.post("/{tenant}/oauth2/v2.0/authorize/consent", summary="The user's answer on the consent page")
+async def consent(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
+    try:
+        form = await read_form(request)
+        tenant_row = await _tenant(session, tenant)
+        params = single_valued(parse_qsl(form.get("request", ""), keep_blank_values=True))
+    except OAuth2Error as exc:
+        return pages.error_page(str(exc.error), str(exc.description), request_id=request_id(request))
+    try:
+        areq = await validate_authorization_request(
+            session, tenant_row.id, params, list(request.app.state.settings.audiences)
+        )
+    except (AuthorizationRequestError, RedirectableError) as exc:
+        text = exc.description if isinstance(exc, AuthorizationRequestError) else str(exc.error.description)
+        return pages.error_page("invalid_request", text, request_id=request_id(request))
+    browser = await sessions.current_session(
+        session, tenant_row.id, request.cookies.get(sessions.SESSION_COOKIE)
+    )
+    purpose = f"consent:{areq.client.app_id}"
+    if browser is None or not pages.csrf_ok(browser.secret_hash, purpose, form.get("csrf")):
+        return pages.error_page(
+            "invalid_request", "The form expired or did not come from this site; start again.", status=403
+        )
+    if form.get("decision") != "allow":
+        denied = AccessDeniedError(description="The user declined to consent.")
+        return _redirect_error(denied.error, denied.description, areq.redirect_uri, areq.state)
+    await record_user_consent(session, tenant_row.id, areq.client.id, browser.user_id, areq.scope.all)
+    params.pop("prompt", None)  # consent given: the repeated request must not ask again
+    authorize_path = request.url.path.removesuffix("/consent")
+    return pages.redirect(f"{authorize_path}?{urlencode(params)}", status=303)
+
+
+# ---------------------------------------------------------------- userinfo
+
+
+def _bearer_error(status: int, error: str, description: str, challenge: str | None = None) -> JSONResponse:
+    header = challenge or f'Bearer error="{error}", error_description="{description}"'
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={**NO_STORE, "WWW-Authenticate": header},
+    )
+
+
+@router.api_route("/{tenant}/openid/userinfo", methods=["GET", "POST"], summary="OpenID Connect UserInfo")
+async def userinfo(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return JSONResponse(
+            {"error": "invalid_token", "error_description": "A bearer access token is required."},
+            status_code=401,
+            headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="trustplane"'},
+        )
+    settings = request.app.state.settings
+    try:
+        tenant_row = await resolve_tenant(session, tenant)
+        principal = await verify_access_token(
+            session,
+            request.app.state.keys,
+            credential.strip(),
+            issuer_base=base_url(request),
+            audiences=list(settings.audiences),
+        )
+    except ClaimsChallenge as exc:
+        return _bearer_error(401, "insufficient_claims", exc.message, exc.www_authenticate)
+    except (Unauthenticated, NotFound) as exc:
+        return _bearer_error(401, "invalid_token", exc.message)
+    if principal.tenant_id != tenant_row.id:
+        return _bearer_error(401, "invalid_token", "The token was issued by another tenant.")
+    if principal.kind != "user" or "openid" not in principal.scopes:
+        return _bearer_error(
+            403, "insufficient_scope", "UserInfo needs a user's token with the openid scope."
+        )
+    user = await UserRepository(session, tenant_row.id).get(principal.id)
+    if user is None:
+        return _bearer_error(401, "invalid_token", "The token's user no longer exists.")
+    claims: dict[str, Any] = {"sub": user.id, "oid": user.id, "tid": tenant_row.id}
+    if "profile" in principal.scopes:
+        claims.update(
+            name=user.display_name,
+            given_name=user.given_name,
+            family_name=user.surname,
+            preferred_username=user.user_principal_name,
+        )
+    if "email" in principal.scopes and user.mail:
+        claims["email"] = user.mail
+    return JSONResponse({k: v for k, v in claims.items() if v is not None}, headers=NO_STORE)
+
+
+# ---------------------------------------------------------------- revocation / introspection
+
+
+async def _authenticated_client(
+    request: Request, session: AsyncSession, tenant: str
+) -> tuple[Tenant, Application, dict[str, str]]:
+    fields = await read_form(request)
+    client_id, secret = client_credentials(request, fields)
+    if not client_id:
+        raise InvalidClientError(description="Client authentication is required.")
+    tenant_row = await _tenant(session, tenant)
+    app = await authenticate_client(session, tenant_row.id, client_id, secret)
+    if not fields.get("token"):
+        raise InvalidRequestError(description="The request body must contain the parameter 'token'.")
+    return tenant_row, app, fields
+
+
+@router.post("/{tenant}/oauth2/v2.0/revoke", summary="Token revocation (RFC 7009)")
+async def revoke(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
+    try:
+        tenant_row, app, fields = await _authenticated_client(request, session, tenant)
+        value = fields["token"]
+        grants = GrantRepository(session, tenant_row.id)
+        row = await RefreshTokenRepository(session, tenant_row.id).by_hash(digest(value))
+        grant_id: str | None = None
+        if row is not None:
+            grant = await grants.get(row.grant_id)
+            grant_id = grant.id if grant is not None and grant.application_id == app.id else None
+        else:
+            claims = await own_jwt(request, session, tenant_row.id, value)
+            if claims is not None and claims.get("azp") == app.app_id:
+                if claims.get("idtyp") != "user":
+                    raise OAuth2Error(
+                        error="unsupported_token_type",
+                        description="App tokens cannot be revoked; they expire within their lifetime.",
+                    )
+                grant_id = claims.get("tp_grant") if isinstance(claims.get("tp_grant"), str) else None
+        if grant_id is not None:
+            await grants.revoke([grant_id], "revokedByClient", utcnow())
+    except OAuth2Error as exc:
+        return render_oauth_error(exc)
+    # RFC 7009 2.2: 200 whether or not the token was valid (an invalid token needs no revoking).
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/{tenant}/oauth2/v2.0/introspect", summary="Token introspection (RFC 7662)")
+async def introspect(tenant: str, request: Request, session: AsyncSession = DbSession) -> JSONResponse:
+    try:
+        tenant_row, app, fields = await _authenticated_client(request, session, tenant)
+        if app.is_public_client:
+            raise InvalidClientError(description="Only a confidential client may introspect tokens.")
+    except OAuth2Error as exc:
+        return render_oauth_error(exc)
+    answer = await introspect_token(request, session, tenant_row.id, app, fields["token"])
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+# ---------------------------------------------------------------- logout
+
+
+@router.api_route("/{tenant}/oauth2/v2.0/logout", methods=["GET", "POST"], summary="RP-initiated logout")
+async def logout(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
+    return await run_logout(request, session, tenant)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@router.get("/{tenant}/v2.0/.well-known/openid-configuration", summary="OpenID Connect discovery document")
+async def openid_configuration(
+    tenant: str, request: Request, session: AsyncSession = DbSession
+) -> JSONResponse:
+    try:
+        tenant_row = await resolve_tenant(session, tenant)
+    except NotFound:
+        return oauth_error(404, "invalid_tenant", f"Tenant '{tenant}' not found.")
+    base = base_url(request)
+    audiences = list(request.app.state.settings.audiences)
+    prefix = f"{base}/{tenant_row.id}"
+    doc = {
+        "issuer": issuer_for(base, tenant_row.id),
+        "authorization_endpoint": f"{prefix}/oauth2/v2.0/authorize",
+        "token_endpoint": f"{prefix}/oauth2/v2.0/token",
+        "userinfo_endpoint": f"{prefix}/openid/userinfo",
+        "end_session_endpoint": f"{prefix}/oauth2/v2.0/logout",
+        "revocation_endpoint": f"{prefix}/oauth2/v2.0/revoke",
+        "introspection_endpoint": f"{prefix}/oauth2/v2.0/introspect",
+        "jwks_uri": f"{prefix}/discovery/v2.0/keys",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "grant_types_supported": list(GRANTS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "subject_types_supported": ["public"],
+        "acr_values_supported": ["urn:trustplane:acr:1fa", "urn:trustplane:acr:mfa"],
+        "scopes_supported": [
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            *(f"{a}/.default" for a in audiences),
+        ],
+        "claims_supported": [
+            "iss",
+            "aud",
+            "sub",
+            "oid",
+            "tid",
+            "azp",
+            "appid",
+            "roles",
+            "scp",
+            "iat",
+            "nbf",
+            "exp",
+            "auth_time",
+            "nonce",
+            "amr",
+            "acr",
+            "sid",
+            "at_hash",
+            "name",
+            "preferred_username",
+            "email",
+        ],
+        "request_uri_parameter_supported": False,
+        "frontchannel_logout_supported": False,
+        "tenant_region_scope": None,
+    }
+    return JSONResponse(doc)
