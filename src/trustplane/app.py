@@ -41,6 +41,8 @@ from trustplane.graph.errors import GraphErrorDialect
 from trustplane.graph.identity_protection import router as identity_protection_router
 from trustplane.idp.oauth.api import AUTHORIZATION_SERVER_ROUTES
 from trustplane.idp.oauth.api import router as authorization_server_router
+from trustplane.idp.signin.api import ROUTES as SIGNIN_ROUTES
+from trustplane.idp.signin.api import router as signin_router
 from trustplane.protection import ipintel
 from trustplane.protection.api import router as protection_router
 from trustplane.scim.api import router as scim_router
@@ -59,6 +61,9 @@ PUBLIC_ROUTES = frozenset(
         # MCAS's pre-signed upload URL: no token, its own secret is the credential (discovery.service).
         "/api/v1/discovery/upload/{upload_id}",
     }
+    # The sign-in pages: how a user authenticates (each form CSRF-protected; security info checks the
+    # browser session itself).
+    | SIGNIN_ROUTES
     # The authorization server: authorize, token, revoke, introspect, logout, userinfo, discovery.
     | AUTHORIZATION_SERVER_ROUTES
 )
@@ -175,4 +180,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(discovery_router)
     app.include_router(alerts_router)
     app.include_router(discovery_graph_router)
+    app.include_router(signin_router)
     return app

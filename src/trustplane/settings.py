@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     # Users kept per process for read-only requests (core.cache; PostgreSQL only, 0 turns it off).
     row_cache_size: int = 50_000
+    # Authenticator models (AAGUIDs) every tenant allows to register as passkeys besides its own list, e.g.
+    # a test browser's virtual authenticator (never needed in production).
+    webauthn_extra_aaguids: list[str] = Field(default_factory=list)
 
     # Requests per API token or app on the rate-limited faces (the MCAS API: discovery, alerts, activities),
     # in the `limits` notation ("600/minute"); a token's own `rate_limit` setting overrides it.

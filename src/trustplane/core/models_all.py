@@ -8,6 +8,7 @@ from trustplane.directory import models as directory_models
 from trustplane.discovery import models as discovery_models
 from trustplane.idp import sessions as idp_sessions
 from trustplane.idp.oauth import models as oauth_models
+from trustplane.idp.signin import models as idp_signin_models
 from trustplane.protection import models as protection_models
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "directory_models",
     "discovery_models",
     "idp_sessions",
+    "idp_signin_models",
     "oauth_models",
     "protection_models",
 ]

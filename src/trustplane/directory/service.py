@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trustplane.auth.keys import KeyStore
-from trustplane.auth.secrets import hash_secret
+from trustplane.auth.secrets import hash_password
 from trustplane.core.cache import invalidate_on_commit
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, Conflict, NotFound, PreconditionFailed
@@ -115,7 +115,7 @@ async def _hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise BadRequest(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
     # argon2 takes tens of milliseconds by design; keep the event loop free meanwhile.
-    return await asyncio.to_thread(hash_secret, password)
+    return await asyncio.to_thread(hash_password, password)
 
 
 async def _bump_version(session: AsyncSession, obj: User | Group, *, expected: int | None = None) -> None:

@@ -1,0 +1,207 @@
+"""Show 3 (the sign-in half): every form refuses a POST without the CSRF token or with a wrong one and
+changes nothing; smart lockout under a password-spray run locks the spraying address while the real user
+still signs in from their familiar address, and an attacker locking a user's unfamiliar bucket does not lock
+the user out of the familiar one."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.idp.signin.support import (
+    ADMIN,
+    MFA,
+    PASSWORD,
+    Browser,
+    code_for,
+    make_policy,
+    make_user,
+    secret_on,
+)
+from tests.support.server import TenantHandle, TestServer
+from trustplane.idp.signin import service
+
+
+@pytest.fixture
+def admin(server: TestServer) -> TenantHandle:
+    return server.tenant(*ADMIN)
+
+
+def _set_policy(tenant: TenantHandle, **values: int) -> None:
+    async def change() -> None:
+        async with tenant.server.db.session() as session:
+            await service.set_policy(session, tenant.tenant_id, **values)
+
+    tenant.server.run(change())
+
+
+def count(server: TestServer, sql: str, **params: str) -> int:
+    return int(server.scalar(sql, **params) or 0)
+
+
+# ---------------------------------------------------------------- CSRF on every form
+
+FORGED = ["", "forged-token", "0" * 64]
+
+
+@pytest.mark.parametrize("token", FORGED, ids=["missing", "wrong", "wrong-length-right"])
+def test_password_form_without_a_valid_token_is_refused_and_changes_nothing(
+    admin: TenantHandle, token: str
+) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "csrf1")
+    with Browser(admin) as b:
+        b.get(b.base)
+        refused = b.post(
+            b.base, {"username": user["userPrincipalName"], "password": PASSWORD}, csrf=token or None
+        )
+    assert refused.status_code == 403 and "Nothing was changed" in refused.text
+    assert b.session_cookie is None
+    assert count(admin.server, "SELECT count(*) FROM sign_ins WHERE user_id = :u", u=user["id"]) == 0
+
+
+def test_a_token_from_another_browser_is_refused(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "csrf2")
+    with Browser(admin) as attacker, Browser(admin) as victim:
+        attacker.get(attacker.base)
+        victim.get(victim.base)
+        refused = victim.post(
+            victim.base, {"username": user["userPrincipalName"], "password": PASSWORD}, csrf=attacker.csrf()
+        )
+    assert refused.status_code == 403 and victim.session_cookie is None
+
+
+def _at_totp_enrolment(admin: TenantHandle, alias: str) -> tuple[Browser, dict[str, str], str]:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, alias)
+        make_policy(c, f"MFA {alias}", MFA, users={"includeUsers": [user["id"]]})
+    b = Browser(admin)
+    enrol = b.follow(b.sign_in(user["userPrincipalName"]))
+    return b, user, secret_on(enrol)
+
+
+def test_totp_enrolment_form_refuses_a_forged_post(admin: TenantHandle) -> None:
+    b, user, secret = _at_totp_enrolment(admin, "csrf3")
+    with b:
+        for token in ("", "forged"):
+            refused = b.post(f"{b.base}/totp", {"code": code_for(secret)}, csrf=token or None)
+            assert refused.status_code == 403
+    assert count(admin.server, "SELECT count(*) FROM totp_credentials WHERE user_id = :u", u=user["id"]) == 0
+    assert b.session_cookie is None
+
+
+def test_mfa_form_refuses_a_forged_post(admin: TenantHandle) -> None:
+    b, user, secret = _at_totp_enrolment(admin, "csrf4")
+    with b:
+        b.post(f"{b.base}/totp", {"code": code_for(secret)})
+    with Browser(admin) as b2:
+        b2.follow(b2.sign_in(user["userPrincipalName"]))
+        before = count(admin.server, "SELECT count(*) FROM recovery_codes WHERE used_at IS NOT NULL")
+        refused = b2.post(f"{b2.base}/mfa", {"method": "totp", "code": code_for(secret, 1)}, csrf="forged")
+        assert refused.status_code == 403 and b2.session_cookie is None
+        assert count(admin.server, "SELECT count(*) FROM recovery_codes WHERE used_at IS NOT NULL") == before
+
+
+def test_password_change_form_refuses_a_forged_post(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        user = make_user(
+            c,
+            admin.domain,
+            "csrf5",
+            passwordProfile={"password": PASSWORD, "forceChangePasswordNextSignIn": True},
+        )
+    before = admin.server.scalar("SELECT password_hash FROM users WHERE id = :u", u=user["id"])
+    with Browser(admin) as b:
+        b.follow(b.sign_in(user["userPrincipalName"]))
+        new = "Another-Pass-99"
+        for token in (None, "forged"):
+            refused = b.post(
+                f"{b.base}/password",
+                {"current_password": PASSWORD, "new_password": new, "confirm_password": new},
+                csrf=token,
+            )
+            assert refused.status_code == 403
+    assert admin.server.scalar("SELECT password_hash FROM users WHERE id = :u", u=user["id"]) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/security-info/recovery-codes", "/security-info/passkey", "/security-info/passkey/options"],
+)
+def test_security_info_forms_refuse_a_forged_post(admin: TenantHandle, path: str) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "csrf6" + str(abs(hash(path)) % 1000))
+    with Browser(admin) as b:
+        b.follow(b.sign_in(user["userPrincipalName"]))
+        b.get(f"{b.base}/security-info")
+        refused = b.post(f"{b.base}{path}", {"credential": "{}", "name": "x"}, csrf="forged")
+    assert refused.status_code == 403
+    assert count(admin.server, "SELECT count(*) FROM recovery_codes WHERE user_id = :u", u=user["id"]) == 0
+    assert (
+        count(admin.server, "SELECT count(*) FROM webauthn_credentials WHERE user_id = :u", u=user["id"]) == 0
+    )
+
+
+def test_passkey_forms_refuse_a_forged_post(admin: TenantHandle) -> None:
+    with Browser(admin) as b:
+        b.get(b.base)
+        options = b.post(f"{b.base}/passkey/options", {}, csrf="forged")
+        sign_in = b.post(f"{b.base}/passkey", {"credential": "{}"}, csrf=None)
+    assert options.status_code == 403 and sign_in.status_code == 403
+    assert count(admin.server, "SELECT count(*) FROM sign_in_flows WHERE webauthn_challenge IS NOT NULL") == 0
+
+
+# ---------------------------------------------------------------- smart lockout
+
+
+def _spray(admin: TenantHandle, users: list[str], ip: str, password: str) -> list[str]:
+    """One password tried against every account from one address; the alert text each got."""
+    answers = []
+    with Browser(admin, ip=ip) as b:
+        for upn in users:
+            page = b.sign_in(upn, password)
+            assert page.status_code == 400
+            answers.append(page.text)
+    return answers
+
+
+def test_password_spray_from_one_address_locks_the_address_not_the_real_user(admin: TenantHandle) -> None:
+    _set_policy(admin, lockout_threshold=3, lockout_seconds=600)  # the address locks after 2 x 3 failures
+    with admin.client() as c:
+        users = [make_user(c, admin.domain, f"spray{i}")["userPrincipalName"] for i in range(9)]
+    home = "198.51.100.77"
+    with Browser(admin, ip=home) as b:
+        assert b.sign_in(users[0]).status_code == 303  # the real user, once, from home: familiar
+    answers = _spray(admin, users, "203.0.113.66", "Winter2026!")
+    locked = ["Too many sign-in attempts from your network" in a for a in answers]
+    assert locked == [False] * 6 + [True] * 3
+    # Locked attempts do not even verify the password: the right one is refused too.
+    with Browser(admin, ip="203.0.113.66") as b:
+        assert "Too many sign-in attempts" in b.sign_in(users[1]).text
+    with Browser(admin, ip=home) as b:
+        assert b.sign_in(users[0]).status_code == 303 and b.session_cookie
+    with Browser(admin, ip="192.0.2.5") as b:  # another user from a fresh address is not affected
+        assert b.sign_in(users[2]).status_code == 303
+
+
+def test_attacker_locking_a_user_leaves_the_users_familiar_address_open(admin: TenantHandle) -> None:
+    _set_policy(admin, lockout_threshold=3, lockout_seconds=600)
+    with admin.client() as c:
+        upn = make_user(c, admin.domain, "target")["userPrincipalName"]
+    home = "198.51.100.90"
+    with Browser(admin, ip=home) as b:
+        assert b.sign_in(upn).status_code == 303
+    with Browser(admin, ip="203.0.113.99") as b:
+        answers = [b.sign_in(upn, f"guess-{i}-xyz").text for i in range(4)]
+    assert "temporarily locked" not in answers[2] and "temporarily locked" in answers[3]
+    with Browser(admin, ip="192.0.2.44") as b:  # any other unfamiliar address: locked, even with the password
+        assert "temporarily locked" in b.sign_in(upn).text and b.session_cookie is None
+    with Browser(admin, ip=home) as b:
+        assert b.sign_in(upn).status_code == 303 and b.session_cookie
+    records = admin.server.rows(
+        "SELECT error_code FROM sign_ins WHERE tenant_id = :t AND user_principal_name = :u "
+        "ORDER BY created_at",
+        t=admin.tenant_id,
+        u=upn,
+    )
+    assert [r[0] for r in records].count(50053) == 2  # the locked attempts are logged as Entra logs them
