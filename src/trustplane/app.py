@@ -38,6 +38,7 @@ from trustplane.graph.audit import router as audit_router
 from trustplane.graph.conditional_access import router as conditional_access_router
 from trustplane.graph.directory_objects import router as directory_objects_router
 from trustplane.graph.errors import GraphErrorDialect
+from trustplane.graph.fast_reads import GraphFastReads
 from trustplane.graph.identity_protection import router as identity_protection_router
 from trustplane.idp.oauth.api import AUTHORIZATION_SERVER_ROUTES
 from trustplane.idp.oauth.api import router as authorization_server_router
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.keys = KeyStore(settings.access_token_lifetime_seconds)
     app.state.api_tokens = ApiTokenVerifier()
     app.state.rate_limiter = RateLimiter(settings.api_rate_limit, settings.rate_limit_storage_url)
+    app.add_middleware(GraphFastReads)  # inside ObservabilityMiddleware: request ids and metrics as usual
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
     # Each face answers failures in its own dialect, chosen by path prefix; Graph's is the default.
     dialects = ErrorDialects(GraphErrorDialect())

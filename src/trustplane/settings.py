@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     # Users kept per process for read-only requests (core.cache; PostgreSQL only, 0 turns it off).
     row_cache_size: int = 50_000
+    # Serve the hot Graph reads (user by id, the userPrincipalName eq lookup, group by id) outside FastAPI's
+    # routing (graph.fast_reads): the same answers, less CPU each. false: every request is routed (read per
+    # request, so a test can compare both paths on one server).
+    graph_fast_reads: bool = True
     # Authenticator models (AAGUIDs) every tenant allows to register as passkeys besides its own list, e.g.
     # a test browser's virtual authenticator (never needed in production).
     webauthn_extra_aaguids: list[str] = Field(default_factory=list)
