@@ -99,6 +99,7 @@ def run_directory(args: argparse.Namespace) -> None:
                 latency_connections=args.latency_connections,
                 pin=not args.no_pin and (os.cpu_count() or 1) >= 2,
                 tool=tool,
+                fast_reads=not args.no_fast_reads,
             ),
         )
     finally:
@@ -125,6 +126,9 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to CPUs")
     parser.add_argument("--loadgen", choices=["wrk", "python"], help="force a load generator")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument(
+        "--no-fast-reads", action="store_true", help="directory: serve with TRUSTPLANE_GRAPH_FAST_READS=false"
+    )
     args = parser.parse_args()
 
     every = ["directory", *OTHER_BENCHES]
@@ -141,7 +145,8 @@ def main() -> int:
     for name in names:
         if name != "directory":
             ok = run_other(name) and ok
-    print(f"total {time.perf_counter() - started:.0f} s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"total {time.perf_counter() - started:.0f} s, load average {load:.2f} at the end")
     return 0 if ok else 1
 
 
