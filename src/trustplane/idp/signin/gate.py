@@ -4,7 +4,7 @@ carrying the authorize URL as ``return_to``. With a session it treats the reques
 identity protection assesses it, conditional access decides for this app with the controls the session
 already holds, and the answer is a block page, a step-up (MFA, password change), a fresh sign-in when
 ``signInFrequency`` says the session's authentication is too old, or ``Authenticated``. A flow the sign-in
-pages just finished for this very URL vouches once for the user (no second decision, no loop).
+pages just finished for this app vouches for the user for five minutes (no second decision, no loop).
 
 ``prompt=none`` cannot show a page: the gate raises ``InteractionRequired`` (``error`` is OIDC's
 ``login_required`` or ``interaction_required``) for the authorization endpoint to send to the redirect URI."""
@@ -23,7 +23,6 @@ from trustplane.directory.repository import UserRepository
 from trustplane.idp import sessions
 from trustplane.idp.contracts import Authenticated, ClientRef
 from trustplane.idp.signin import pages, service
-from trustplane.idp.signin.repository import FlowRepository
 from trustplane.protection import service as protection
 
 
@@ -63,12 +62,14 @@ async def sign_in_gate(
     if (
         flow is not None
         and flow.stage == "done"
-        and flow.return_to == here
         and flow.client_id == client.client_id
         and browser is not None
         and browser.id == flow.session_id
+        and "login" not in prompts
     ):
-        await FlowRepository(session, tenant_id).remove(flow)  # vouches once
+        # The sign-in just finished for this app vouches for it until the flow expires (five minutes, the
+        # clock-skew allowance Entra gives signInFrequency everyTime): the consent round trip and the
+        # repeated authorize request are not a second sign-in.
         return Authenticated(
             user_id=browser.user_id,
             session_id=browser.id,
