@@ -151,7 +151,10 @@ class Tab:
                 self.page.wait_for_url(re.compile(re.escape(self.app.redirect_uri) + r".*"))
             else:
                 self.page.wait_for_timeout(100)
-        assert self.callback is not None, (self.page.url, re.findall(r'role="alert">([^<]*)', self.page.content()))
+        assert self.callback is not None, (
+            self.page.url,
+            re.findall(r'role="alert">([^<]*)', self.page.content()),
+        )
 
     def code(self) -> str:
         assert self.callback is not None
