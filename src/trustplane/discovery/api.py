@@ -22,16 +22,23 @@ from trustplane.core.bodies import has_nul, parse_json_object, read_body, read_j
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
-from trustplane.discovery import blockscripts, dashboard, governance, report, service
+from trustplane.discovery import anonymization, blockscripts, dashboard, governance, report, service
 from trustplane.discovery.log_types import LOG_TYPES
 from trustplane.discovery.models import DiscoveryUpload
 
 DISCOVERY_READ_ALL = "CloudApp-Discovery.Read.All"
 DISCOVERY_READWRITE_ALL = "CloudApp-Discovery.ReadWrite.All"
+# TrustPlane's own: resolving anonymised users is apart from reading and writing reports, as in MCAS.
+DISCOVERY_DEANONYMIZE = "CloudApp-Discovery.Deanonymize"
 CanRead = Depends(requires(DISCOVERY_READ_ALL, DISCOVERY_READWRITE_ALL))
 CanWrite = Depends(requires(DISCOVERY_READWRITE_ALL))
+CanDeanonymize = Depends(requires(DISCOVERY_DEANONYMIZE))
 
-router = APIRouter(prefix="/api", tags=["cloud discovery (MCAS API)"], dependencies=[RateLimited])
+router = APIRouter(prefix="/api", tags=["cloud discovery (MCAS API)"])
+# Every route but the signed upload URL's PUT is rate limited per caller; that one has no caller identity (its
+# URL's secret is the credential), and the router-wide dependency refused it with 401. Joined to ``router`` at
+# the end of this module.
+limited = APIRouter(dependencies=[RateLimited])
 _TRUE = {"true", "1", "yes", "on"}
 _WRITE_BUFFER = 1 << 20
 
@@ -44,7 +51,7 @@ def _actor(principal: Principal) -> Actor:
     return Actor(type=principal.kind, id=principal.id, name=principal.name)
 
 
-@router.get("/v1/discovery/upload_url/", summary="Initiate a log upload (MCAS stage 1)")
+@limited.get("/v1/discovery/upload_url/", summary="Initiate a log upload (MCAS stage 1)")
 async def upload_url(
     request: Request,
     filename: str = "",
@@ -134,7 +141,19 @@ def _flag(value: Any) -> bool:
     return str(value).strip().lower() in _TRUE
 
 
-@router.post("/v1/discovery/done_upload/", summary="Finish a log upload and queue it (MCAS stage 3)")
+def _optional_flag(body: dict[str, Any], name: str) -> bool | None:
+    if name not in body or body[name] in (None, ""):
+        return None
+    value = body[name]
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in {"false", "0", "no", "off"}:
+        return text in _TRUE
+    raise BadRequest(f"{name} must be true or false.")
+
+
+@limited.post("/v1/discovery/done_upload/", summary="Finish a log upload and queue it (MCAS stage 3)")
 async def done_upload(
     request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
 ) -> Response:
@@ -146,6 +165,9 @@ async def done_upload(
         upload_url=str(body.get("uploadUrl", "")),
         stream_name=str(body.get("inputStreamName", "")),
         as_snapshot=_flag(body.get("uploadAsSnapshot", False)),
+        # TrustPlane's addition (MCAS sets this in its portal when a report is created): optional.
+        anonymize_users=_optional_flag(body, "anonymizeUsers"),
+        anonymize_ip_addresses=_optional_flag(body, "anonymizeIpAddresses"),
     )
     return _json({"success": True, "uploadId": upload.id, "streamId": upload.stream_id})
 
@@ -164,14 +186,14 @@ def _upload_view(upload: DiscoveryUpload) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/discovery/uploads/{upload_id}/", summary="An upload's processing status and result")
+@limited.get("/v1/discovery/uploads/{upload_id}/", summary="An upload's processing status and result")
 async def upload_status(
     upload_id: str, principal: Principal = CanRead, session: AsyncSession = ReadSession
 ) -> Response:
     return _json(_upload_view(await service.get_upload(session, principal.tenant_id, upload_id)))
 
 
-@router.put("/v1/discovery/custom_parser/", summary="Define the tenant's custom log format (CUSTOM_PARSER)")
+@limited.put("/v1/discovery/custom_parser/", summary="Define the tenant's custom log format (CUSTOM_PARSER)")
 async def put_custom_parser(
     request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
 ) -> Response:
@@ -204,7 +226,7 @@ def _app_view(governed: governance.GovernedApp) -> dict[str, Any]:
     }
 
 
-@router.put(
+@limited.put(
     "/v1/discovery/score_metrics/",
     summary="Risk score metrics: importance per category and attribute, whether unknown values count against",
 )
@@ -216,14 +238,14 @@ async def put_score_metrics(
     return _json(body)
 
 
-@router.get("/v1/discovery/apps/{app_id}/", summary="A catalogue app with this tenant's governance and score")
+@limited.get("/v1/discovery/apps/{app_id}/", summary="A catalogue app with this tenant's governance, score")
 async def get_app(
     app_id: str, principal: Principal = CanRead, session: AsyncSession = ReadSession
 ) -> Response:
     return _json(_app_view(await governance.governed_app(session, principal.tenant_id, app_id)))
 
 
-@router.patch(
+@limited.patch(
     "/v1/discovery/apps/{app_id}/",
     summary="Govern an app: status (sanctioned / unsanctioned / monitored), custom tags, risk override, note",
 )
@@ -247,7 +269,7 @@ async def patch_app(
     return _json(_app_view(governed))
 
 
-@router.get(
+@limited.get(
     "/discovery_block_scripts/",
     summary="Block script of the unsanctioned apps for a network appliance (MCAS format number)",
 )
@@ -270,7 +292,7 @@ async def block_script(
     return Response(blockscripts.render(format_id, domains), media_type="text/plain; charset=utf-8")
 
 
-@router.get(
+@limited.get(
     "/v1/discovery/block_list/",
     summary="Domains of the unsanctioned apps for appliances that poll: text (one per line) or a JSON feed, "
     "with an ETag (If-None-Match answers 304)",
@@ -294,8 +316,9 @@ async def block_list(
     return Response(blockscripts.plain(domains), media_type="text/plain; charset=utf-8", headers=headers)
 
 
-@router.get("/discovery/streams/", summary="List continuous reports (MCAS)")
+@limited.get("/discovery/streams/", summary="List continuous reports (MCAS)")
 async def list_streams(principal: Principal = CanRead, session: AsyncSession = ReadSession) -> Response:
+    privacy = await anonymization.of_streams(session, principal.tenant_id)
     out = []
     for summary in await report.uploaded_streams(session, principal.tenant_id):
         stream = summary.stream
@@ -315,7 +338,7 @@ async def list_streams(principal: Principal = CanRead, session: AsyncSession = R
                 "lastDataReceived": iso_z(stream.last_data_received),
                 "logFilesHistoryCount": summary.log_files,
                 "logFilesFailsCount": summary.failed,
-                "anonymizeUsers": False,
+                "anonymizeUsers": privacy.get(stream.id, anonymization.Privacy()).users,
                 "globalAggregated": False,
                 "supportedEntityTypes": [1, 2],
                 "supportedTrafficTypes": [2, 3],
@@ -324,7 +347,7 @@ async def list_streams(principal: Principal = CanRead, session: AsyncSession = R
     return _json(out)
 
 
-@router.get(
+@limited.get(
     "/v1/discovery/streams/{stream_id}/unmatched/",
     summary="Destinations no catalogue app claims, with their traffic (largest first)",
 )
@@ -346,7 +369,7 @@ async def unmatched(
 REPORT = "/v1/discovery/streams/{stream_id}/report"
 
 
-@router.get(REPORT + "/categories/", summary="Top categories of a stream: apps, users, transactions, traffic")
+@limited.get(REPORT + "/categories/", summary="Top categories of a stream: apps, users, traffic")
 async def report_categories(
     stream_id: str,
     period: int = 30,
@@ -359,7 +382,7 @@ async def report_categories(
     return _json(page.as_dict())
 
 
-@router.get(REPORT + "/users/", summary="Top users of a stream by traffic to catalogue apps")
+@limited.get(REPORT + "/users/", summary="Top users of a stream by traffic to catalogue apps")
 async def report_users(
     stream_id: str,
     period: int = 30,
@@ -372,7 +395,7 @@ async def report_users(
     return _json(page.as_dict())
 
 
-@router.get(REPORT + "/ip_addresses/", summary="Top source IP addresses of a stream by traffic")
+@limited.get(REPORT + "/ip_addresses/", summary="Top source IP addresses of a stream by traffic")
 async def report_ip_addresses(
     stream_id: str,
     period: int = 30,
@@ -387,7 +410,7 @@ async def report_ip_addresses(
     return _json(page.as_dict())
 
 
-@router.get(REPORT + "/traffic/", summary="Traffic of a stream per day: transactions, bytes, users, apps")
+@limited.get(REPORT + "/traffic/", summary="Traffic of a stream per day: transactions, bytes, users, apps")
 async def report_traffic(
     stream_id: str, period: int = 30, principal: Principal = CanRead, session: AsyncSession = ReadSession
 ) -> Response:
@@ -395,8 +418,49 @@ async def report_traffic(
     return _json({"data": data, "total": len(data), "hasNext": False})
 
 
-@router.get(REPORT + "/risk/", summary="App risk overview of a stream: apps and traffic per risk score, band")
+@limited.get(REPORT + "/risk/", summary="App risk overview: apps and traffic per risk score, band")
 async def report_risk(
     stream_id: str, period: int = 30, principal: Principal = CanRead, session: AsyncSession = ReadSession
 ) -> Response:
     return _json(await dashboard.risk_overview(session, principal.tenant_id, stream_id, period))
+
+
+@limited.get("/v1/discovery/anonymization/", summary="Anonymisation defaults for new reports")
+async def get_anonymization(principal: Principal = CanRead, session: AsyncSession = ReadSession) -> Response:
+    return _json((await anonymization.defaults(session, principal.tenant_id)).as_dict())
+
+
+@limited.put(
+    "/v1/discovery/anonymization/",
+    summary="Anonymise user names (and source IPs) by default in new reports (MCAS's anonymization setting)",
+)
+async def put_anonymization(
+    request: Request, principal: Principal = CanWrite, session: AsyncSession = DbSession
+) -> Response:
+    body = await read_json_object(request)
+    privacy = await anonymization.set_defaults(session, principal.tenant_id, _actor(principal), body)
+    return _json(privacy.as_dict())
+
+
+@limited.post(
+    "/v1/discovery/anonymization/resolve/",
+    summary="Resolve anonymised users or IPs (fromAnonymized) or look up a name's token (toAnonymized), "
+    "with a justification; audited",
+)
+async def resolve_anonymized(
+    request: Request, principal: Principal = CanDeanonymize, session: AsyncSession = DbSession
+) -> Response:
+    body = await read_json_object(request)
+    results = await anonymization.resolve(
+        session,
+        principal.tenant_id,
+        _actor(principal),
+        kind=str(body.get("kind", anonymization.USER)),
+        direction=str(body.get("direction", "fromAnonymized")),
+        values=body.get("values"),  # checked by the service
+        justification=body.get("justification"),
+    )
+    return _json({"data": results})
+
+
+router.include_router(limited)

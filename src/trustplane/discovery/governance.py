@@ -75,20 +75,23 @@ async def set_score_settings(
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
     repo = SettingsRepository(session, tenant_id)
-    current = await repo.current()
+    current = await repo.current(for_update=True)
     if current is None:
         current = repo.add(DiscoverySettings(score_settings={}))
-    current.score_settings = {
+    metrics = {
         "categoryImportance": settings.category_importance,
         "attributeImportance": settings.attribute_importance,
         "unknownCountsAgainst": settings.unknown_counts_against,
     }
+    # The row also keeps the anonymisation settings (discovery.anonymization): kept as they are.
+    kept = {k: v for k, v in (current.score_settings or {}).items() if k == "anonymization"}
+    current.score_settings = {**kept, **metrics}
     current.modified_at = utcnow()
     await emit(
         session,
         tenant_id,
         actor,
-        EventSpec("discovery.scoreMetrics.set", "discoverySettings", tenant_id, dict(current.score_settings)),
+        EventSpec("discovery.scoreMetrics.set", "discoverySettings", tenant_id, metrics),
     )
     return settings
 

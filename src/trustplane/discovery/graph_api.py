@@ -17,7 +17,7 @@ from trustplane.auth.deps import ReadSession, base_url, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, NotFound
-from trustplane.discovery import report
+from trustplane.discovery import anonymization, report
 from trustplane.discovery.api import DISCOVERY_READ_ALL, DISCOVERY_READWRITE_ALL
 from trustplane.graph.query import check_options, parse_select, parse_top
 
@@ -54,6 +54,7 @@ async def uploaded_streams(
     request: Request, principal: Principal = CanRead, session: AsyncSession = ReadSession
 ) -> Response:
     check_options(request, set())
+    privacy = await anonymization.of_streams(session, principal.tenant_id)
     value = [
         {
             "id": s.stream.id,
@@ -65,7 +66,7 @@ async def uploaded_streams(
             else None,
             "lastModifiedDateTime": iso_z(s.stream.last_data_received or s.stream.created_at),
             "logFileCount": s.log_files,
-            "anonymizeUserData": False,
+            "anonymizeUserData": privacy.get(s.stream.id, anonymization.Privacy()).users,
             "anonymizeMachineData": False,
             "description": None,
         }

@@ -63,8 +63,10 @@ class StreamRepository(TenantRepository[DiscoveryStream]):
 class SettingsRepository(TenantRepository[DiscoverySettings]):
     model = DiscoverySettings
 
-    async def current(self) -> DiscoverySettings | None:
-        return (await self.session.execute(self.select())).scalar_one_or_none()
+    async def current(self, *, for_update: bool = False) -> DiscoverySettings | None:
+        """The tenant's row; ``for_update`` locks it (PostgreSQL) for a read-modify-write of its JSON."""
+        stmt = self.select().with_for_update() if for_update else self.select()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
 
 class GovernanceRepository(TenantRepository[DiscoveryAppGovernance]):

@@ -22,6 +22,7 @@ from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound, Unauthenticated
 from trustplane.core.events import SYSTEM, Actor, EventSpec, emit
 from trustplane.core.models import Job
+from trustplane.discovery import anonymization
 from trustplane.discovery.catalog import shipped_catalog
 from trustplane.discovery.models import DiscoverySettings, DiscoveryStream, DiscoveryUpload
 from trustplane.discovery.parsers import (
@@ -130,8 +131,11 @@ async def submit_upload(
     upload_url: str,
     stream_name: str,
     as_snapshot: bool,
+    anonymize_users: bool | None = None,
+    anonymize_ip_addresses: bool | None = None,
 ) -> DiscoveryUpload:
-    """Stage 3 (``done_upload``): queue the stored file into the named report (created on first use)."""
+    """Stage 3 (``done_upload``): queue the stored file into the named report (created on first use, with
+    the requested anonymisation or the tenant's default; an existing report keeps its own)."""
     stream_name = (stream_name or "").strip()
     if not stream_name or len(stream_name) > 256:
         raise BadRequest("inputStreamName is required (at most 256 characters).")
@@ -145,9 +149,18 @@ async def submit_upload(
         raise BadRequest("This upload has already been submitted for processing.")
     streams = StreamRepository(session, tenant_id)
     stream = await streams.by_name(stream_name, is_snapshot=as_snapshot)
+    created = stream is None
     if stream is None:
         stream = streams.add(DiscoveryStream(name=stream_name, is_snapshot=as_snapshot))
         await session.flush()
+    privacy = await anonymization.settle_stream(
+        session,
+        tenant_id,
+        stream,
+        created=created,
+        users=anonymize_users,
+        ip_addresses=anonymize_ip_addresses,
+    )
     upload.stream_id = stream.id
     upload.status = "processing"
     session.add(Job(tenant_id=tenant_id, kind=PROCESS_JOB, payload={"upload_id": upload.id}))
@@ -164,6 +177,7 @@ async def submit_upload(
                 "source": upload.source,
                 "stream": stream.name,
                 "snapshot": as_snapshot,
+                **privacy.as_dict(),
             },
         ),
     )
@@ -192,7 +206,7 @@ async def set_custom_format(
     except CustomFormatError as exc:
         raise BadRequest(str(exc)) from exc
     repo = SettingsRepository(session, tenant_id)
-    current = await repo.current()
+    current = await repo.current(for_update=True)
     if current is None:
         current = repo.add(DiscoverySettings())
     current.custom_parser = dict(definition)
@@ -232,6 +246,23 @@ def _apps_seen(upload: DiscoveryUpload, apps: pl.DataFrame) -> EventSpec:
     return EventSpec(
         "discovery.apps.seen", "discoveryUpload", upload.id, {"streamId": upload.stream_id, "usage": rows}
     )
+
+
+async def _anonymized(
+    session: AsyncSession, tenant_id: str, apps: pl.DataFrame, privacy: anonymization.Privacy
+) -> pl.DataFrame:
+    engine = await anonymization.anonymizer(session, tenant_id)
+    if engine is None:  # settle_stream makes the key with the report's setting; never without it
+        raise RuntimeError("an anonymised report without a tenant key")
+    return engine.frame(apps, users=privacy.users, ip_addresses=privacy.ip_addresses)
+
+
+def _withheld(samples: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Reject samples of an anonymised report keep line number and reason, not the line's text."""
+    return {
+        reason: [{**s, "text": "(withheld: anonymised report)"} for s in bucket]
+        for reason, bucket in samples.items()
+    }
 
 
 async def _new_apps(aggregates: AggregateRepository, apps: pl.DataFrame) -> list[str]:
@@ -331,6 +362,10 @@ async def process_next_slice(
         max_seconds=max_seconds,
         batch_lines=min(16384, max_lines),
     )
+    privacy = await anonymization.of_stream(session, tenant_id, upload.stream_id)
+    if privacy.any:
+        result.apps = await _anonymized(session, tenant_id, result.apps, privacy)
+        stats.samples = _withheld(stats.samples)
     aggregates = AggregateRepository(session, tenant_id)
     await aggregates.lock_app_discovery()
     new_apps = await _new_apps(aggregates, result.apps)
@@ -350,6 +385,8 @@ async def process_next_slice(
     if new_apps:
         await _announce_new_apps(session, tenant_id, upload, stream, result.apps, new_apps)
     if result.finished:
+        if privacy.any:  # the raw log names the users it was anonymised to hide: not kept
+            await asyncio.to_thread(path.unlink, missing_ok=True)
         if stream is not None:
             stream.last_data_received = now
         await emit(
