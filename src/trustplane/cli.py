@@ -178,6 +178,7 @@ def worker(
     from trustplane.core.jobs import run_worker
     from trustplane.core.observability import configure_logging
     from trustplane.discovery import tasks as _discovery_tasks  # noqa: F401  (registers its handler)
+    from trustplane.protection import tasks as _protection_tasks  # noqa: F401  (registers its handlers)
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
