@@ -149,3 +149,77 @@ def tag(
         typer.echo(jsonlib.dumps(app, indent=2))
     else:
         console.print(f"{app['name']}: {', '.join(app['tags']) or 'no tags'}")
+
+
+def collector(
+    source: Annotated[
+        str, typer.Option("--source", help="MCAS source name of the data source, e.g. SQUID, GENERIC_CEF.")
+    ],
+    stream: Annotated[str, typer.Option("--stream", help="The continuous report the data source feeds.")],
+    udp: Annotated[
+        str | None, typer.Option("--udp", help="Listen for syslog on UDP HOST:PORT, e.g. 0.0.0.0:514.")
+    ] = None,
+    tcp: Annotated[
+        str | None, typer.Option("--tcp", help="Listen for syslog on TCP HOST:PORT, e.g. 0.0.0.0:601.")
+    ] = None,
+    spool: Annotated[
+        Path | None,
+        typer.Option("--spool", help="Directory for batches not yet sent (default .trustplane/collector/…)."),
+    ] = None,
+    batch_lines: Annotated[int, typer.Option("--batch-lines", min=1, help="Lines per upload.")] = 100_000,
+    batch_seconds: Annotated[
+        float, typer.Option("--batch-seconds", min=0.1, help="Send a batch at least this often.")
+    ] = 60.0,
+    anonymize_users: Annotated[
+        bool | None,
+        typer.Option(
+            "--anonymize-users/--no-anonymize-users",
+            help="Anonymise user names in a new report (default: the tenant's default).",
+        ),
+    ] = None,
+    url: UrlOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = "",
+) -> None:
+    """Receive syslog (RFC 5424 / 3164, UDP and TCP) from a firewall or proxy and feed it continuously into a
+    report, in batches uploaded through the MCAS upload API (discovery.collector)."""
+    import asyncio
+    import signal
+    import sys
+
+    from trustplane.core.observability import configure_logging
+    from trustplane.discovery.collector import Collector, McasUploader, Spool, run
+
+    if not udp and not tcp:
+        raise typer.BadParameter("give --udp and / or --tcp")
+    if not token:
+        raise typer.BadParameter("an API token is required (--token or TRUSTPLANE_API_TOKEN)")
+    configure_logging("info", True)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{source}-{stream}")
+    directory = spool or Path(".trustplane") / "collector" / safe
+
+    async def main() -> None:
+        uploader = McasUploader(url, token, source=source, stream=stream, anonymize_users=anonymize_users)
+        engine = Collector(Spool(directory, batch_lines, batch_seconds), uploader)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def ready(ports: dict[str, int]) -> None:
+            print(" ".join(f"{k}={v}" for k, v in ports.items()), file=sys.stderr, flush=True)
+
+        try:
+            await run(engine, udp=udp, tcp=tcp, stop=stop, ready=ready)
+        finally:
+            await uploader.aclose()
+            print(
+                f"received={engine.stats.received} dropped={engine.stats.dropped} "
+                f"batches_sent={engine.stats.batches_sent} failures={engine.stats.upload_failures}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    asyncio.run(main())
+
+
+discovery_cli.command("collector")(collector)  # also ``trustplane collector`` (registered in trustplane.cli)
