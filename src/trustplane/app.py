@@ -45,6 +45,7 @@ from trustplane.idp.oauth.api import router as authorization_server_router
 from trustplane.idp.signin.api import ROUTES as SIGNIN_ROUTES
 from trustplane.idp.signin.api import router as signin_router
 from trustplane.protection import ipintel
+from trustplane.protection import tasks as _protection_tasks  # noqa: F401  (offline detections, upkeep)
 from trustplane.protection.api import router as protection_router
 from trustplane.scim.api import router as scim_router
 from trustplane.scim.errors import ScimErrorDialect

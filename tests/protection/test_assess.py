@@ -1,7 +1,8 @@
 """``assess`` on the real database, detector by detector where the inputs come from stored data: leaked
-passwords (checked without being stored), password spray across accounts, unlikely travel between stored
-sign-ins (and not for VPN travel, private addresses or missing geo data), and unfamiliar sign-in
-properties after the learning period (and not for a new device at home)."""
+passwords (checked without being stored), password spray across accounts and unlikely travel between
+stored sign-ins (both found by the offline-detection job the sign-in queues; travel not for VPN travel,
+private addresses, missing geo data or in its learning period), and unfamiliar sign-in properties after
+the learning period (and not for a new device at home)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.protection.support import CHROME, T0, assess, make_user, write
+from tests.protection.support import CHROME, T0, assess, make_user, settled, tenant_detections, write
 from tests.support.server import TestServer
 from trustplane.core.events import SYSTEM
 from trustplane.protection import service
@@ -73,55 +74,83 @@ def test_password_spray_across_many_accounts_flags_the_valid_one(server: TestSer
     hit = assess(
         server, tenant_id, users[-1], ip_address=sprayer, at=T0 + timedelta(seconds=30), password_valid=True
     )
+    assert "passwordSpray" not in kinds(hit)  # offline: found by the job, not during the sign-in
+    hit = settled(server, tenant_id, hit)
     assert "passwordSpray" in kinds(hit)
-    assert hit.risk_level_aggregated == "high" and hit.risk_level == "none"  # offline: not during the sign-in
+    assert hit.risk_level_aggregated == "high" and hit.risk_level == "none"
+    assert hit.user_risk == "high"
 
 
 def test_an_office_behind_one_public_address_is_not_a_spray(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     users = [make_user(server, tenant_id, f"o{i}") for i in range(12)]
     for i, user in enumerate(users):
-        result = assess(server, tenant_id, user, ip_address="45.83.64.12", at=T0 + timedelta(seconds=i))
-        assert "passwordSpray" not in kinds(result)
+        assess(server, tenant_id, user, ip_address="45.83.64.12", at=T0 + timedelta(seconds=i))
+    assert tenant_detections(server, tenant_id, "passwordSpray") == 0
 
 
 def test_many_sign_ins_of_one_account_from_one_address_are_not_a_spray(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)
     for i in range(15):
-        result = assess(server, tenant_id, user, ip_address="45.83.64.11", at=T0 + timedelta(minutes=i))
-        assert "passwordSpray" not in kinds(result)
+        assess(server, tenant_id, user, ip_address="45.83.64.11", at=T0 + timedelta(minutes=i))
+    assert tenant_detections(server, tenant_id, "passwordSpray") == 0
+
+
+def _london(server: TestServer, tenant_id: str, user: object, sign_ins: int = 10) -> None:
+    """The user's first sign-ins, at home in London, one a day (atypical travel's learning period is the
+    earliest of 10 sign-ins or 14 days)."""
+    for n in range(sign_ins):
+        assess(server, tenant_id, user, at=T0 - timedelta(days=sign_ins - n), **LONDON)
 
 
 def test_unlikely_travel_between_stored_sign_ins(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)
-    assert kinds(assess(server, tenant_id, user, **LONDON)) == []
+    _london(server, tenant_id, user)
+    assert kinds(settled(server, tenant_id, assess(server, tenant_id, user, **LONDON))) == []
     result = assess(server, tenant_id, user, ip_address="1.128.0.10", at=T0 + timedelta(hours=1), **SYDNEY)
-    assert kinds(result) == ["unlikelyTravel"]
-    assert result.detections[0].additional_info["relatedIpAddress"] == "81.2.69.160"
+    assert "unlikelyTravel" not in kinds(result)  # offline: found by the job, not during the sign-in
+    result = settled(server, tenant_id, result)
+    assert "unlikelyTravel" in kinds(result)
+    (travel,) = [d for d in result.detections if d.risk_event_type == "unlikelyTravel"]
+    assert travel.additional_info["relatedIpAddress"] == "81.2.69.160"
+    assert (travel.detection_timing_type, travel.risk_level) == ("offline", "medium")
+
+
+def test_unlikely_travel_waits_for_its_learning_period(server: TestServer) -> None:
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id)
+    _london(server, tenant_id, user, sign_ins=3)  # three sign-ins over three days: still learning
+    result = assess(server, tenant_id, user, ip_address="1.128.0.10", at=T0 + timedelta(hours=1), **SYDNEY)
+    assert kinds(settled(server, tenant_id, result)) == []
+    # fourteen days after the first sign-in the period is over, whatever the number of sign-ins
+    later = T0 + timedelta(days=11)
+    assess(server, tenant_id, user, at=later, **LONDON)
+    far = assess(server, tenant_id, user, ip_address="1.128.0.10", at=later + timedelta(hours=1), **SYDNEY)
+    assert kinds(settled(server, tenant_id, far)) == ["unlikelyTravel"]
 
 
 def test_vpn_travel_is_not_unlikely_travel(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)
-    assess(server, tenant_id, user, **LONDON)
+    _london(server, tenant_id, user)
     vpn = assess(server, tenant_id, user, ip_address="185.220.101.1", at=T0 + timedelta(hours=1), **SYDNEY)
-    assert kinds(vpn) == ["anonymizedIPAddress"]
+    assert "anonymizedIPAddress" in kinds(settled(server, tenant_id, vpn))
+    assert "unlikelyTravel" not in kinds(settled(server, tenant_id, vpn))
     # and the anonymiser's location is not where the user was: back home an hour later is no travel either
     home = assess(server, tenant_id, user, at=T0 + timedelta(hours=2), **LONDON)
-    assert kinds(home) == []
+    assert kinds(settled(server, tenant_id, home)) == []
 
 
 def test_private_addresses_and_missing_geo_data_are_not_travel(server: TestServer) -> None:
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id)
-    assess(server, tenant_id, user, **LONDON)
-    assert (
-        kinds(assess(server, tenant_id, user, ip_address="10.20.30.40", at=T0 + timedelta(hours=1), **SYDNEY))
-        == []
-    )
-    assert kinds(assess(server, tenant_id, user, ip_address="1.128.0.10", at=T0 + timedelta(hours=1))) == []
+    _london(server, tenant_id, user)
+    private = assess(server, tenant_id, user, ip_address="10.20.30.40", at=T0 + timedelta(hours=1), **SYDNEY)
+    assert "unlikelyTravel" not in kinds(settled(server, tenant_id, private))
+    no_geo = assess(server, tenant_id, user, ip_address="1.128.0.10", at=T0 + timedelta(hours=1))
+    assert "unlikelyTravel" not in kinds(settled(server, tenant_id, no_geo))
 
 
 def _history(server: TestServer, tenant_id: str, users: list[object], days: int = 6) -> None:

@@ -21,7 +21,7 @@ from trustplane.protection.detectors.reports import (
     AdminConfirmedUserCompromised,
     InvestigationsThreatIntelligence,
 )
-from trustplane.protection.detectors.travel import UnlikelyTravel, distance_km
+from trustplane.protection.detectors.travel import UnlikelyTravel, distance_km, learned
 from trustplane.protection.detectors.unfamiliar import UnfamiliarFeatures
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -112,6 +112,12 @@ def test_unlikely_travel_ignores_vpn_and_private_addresses() -> None:
     )
 
 
+def test_unlikely_travel_is_silent_in_its_learning_period() -> None:
+    assert UnlikelyTravel().detect(travelled(LONDON, SYDNEY, 1, travel_learned=False)) is None
+    # Entra: the earliest of 14 days or 10 logins ends it
+    assert [learned(9, 13.9), learned(10, 0.0), learned(1, 14.0)] == [False, True, True]
+
+
 def test_unlikely_travel_ignores_failed_sign_ins() -> None:
     assert (
         UnlikelyTravel().detect(travelled(LONDON, SYDNEY, 1, succeeded=False, password_valid=False)) is None
@@ -164,6 +170,21 @@ def test_unfamiliar_features_levels_follow_the_score() -> None:
     assert UnfamiliarFeatures().detect(sign_in(unfamiliar_score=0.5)) is None
     levels = [UnfamiliarFeatures().detect(sign_in(unfamiliar_score=s)) for s in (0.8, 0.94, 0.99)]
     assert [f.level if f else None for f in levels] == ["low", "medium", "high"]
+
+
+def test_unfamiliar_features_rank_in_the_tenant_raises_the_level() -> None:
+    # an absolute score too low for any level, but rarer than 1 in 100 (then 1 in 1,000) of the tenant's
+    ranked = [
+        UnfamiliarFeatures().detect(sign_in(unfamiliar_score=0.05, unfamiliar_tail=t))
+        for t in (0.008, 0.0005)
+    ]
+    assert [f.level if f else None for f in ranked] == ["medium", "high"]
+    assert ranked[0] is not None and ranked[0].additional_info["tenantShareAtOrAbove"] == 0.008
+    # common in the tenant, or no calibration yet: the absolute level alone
+    assert UnfamiliarFeatures().detect(sign_in(unfamiliar_score=0.05, unfamiliar_tail=0.2)) is None
+    assert UnfamiliarFeatures().detect(sign_in(unfamiliar_score=0.05, unfamiliar_tail=None)) is None
+    high = UnfamiliarFeatures().detect(sign_in(unfamiliar_score=0.99, unfamiliar_tail=0.3))
+    assert high is not None and high.level == "high"
 
 
 def test_admin_confirmed_compromise_comes_only_from_a_report() -> None:

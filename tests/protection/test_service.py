@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests.protection.support import T0, assess, make_user, write
 from tests.support.server import TestServer
+from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
 from trustplane.protection import service
@@ -170,6 +172,40 @@ def test_low_risk_ages_out_after_180_days_while_medium_persists(server: TestServ
     assert write(server, lambda s: service.age_out(s, tenant_id, later)) == 1
     row = risky(server, tenant_id, low_user.id)
     assert row is not None and row.risk_level == "none"
+
+
+def test_a_sign_in_queues_the_tenants_upkeep_job_which_ages_out_old_low_risk(server: TestServer) -> None:
+    tenant_id = server.tenant().tenant_id
+    low_user, other = make_user(server, tenant_id, "low"), make_user(server, tenant_id, "other")
+    write(
+        server,
+        lambda s: service.report_threat_intelligence(s, tenant_id, PARTNER, low_user.id, level="low"),
+    )
+    old = utcnow() - timedelta(days=200)
+    write(
+        server,
+        lambda s: s.execute(
+            update(RiskyUser).where(RiskyUser.id == low_user.id).values(risk_last_updated_at=old)
+        ),
+    )
+    write(
+        server,
+        lambda s: s.execute(
+            update(RiskDetection).where(RiskDetection.user_id == low_user.id).values(detected_at=old)
+        ),
+    )
+    upkeep = "SELECT count(*) FROM jobs WHERE tenant_id = :t AND kind = 'protection.upkeep' AND status = :s"
+    assert server.scalar(upkeep, t=tenant_id, s="done") == 0
+    assess(server, tenant_id, other)  # the tenant's first sign-in in this process queues the upkeep
+    server.wait_for_jobs()
+    row = risky(server, tenant_id, low_user.id)
+    assert row is not None and row.risk_level == "none"
+    assert server.scalar(upkeep, t=tenant_id, s="done") == 1
+    # within the interval a sign-in queues no other upkeep, even from a process that has not checked yet
+    assert write(server, lambda s: service.schedule_upkeep(s, tenant_id, utcnow())) is False
+    assess(server, tenant_id, other, at=T0 + timedelta(hours=1))
+    server.wait_for_jobs()
+    assert server.scalar(upkeep, t=tenant_id, s="done") == 1
 
 
 def test_admin_actions_are_audited(server: TestServer) -> None:

@@ -9,19 +9,36 @@ as c/N * (1 - M/(N+M)) (c > 0) or 1/(N+M) (unseen). A value the user never used 
 tenant-wide likelihood. Features are hierarchical and their sub-features interpolated linearly: IP (address
 0.6, ASN 0.3, country 0.1) and user agent (full string 0.5387, browser and version 0.2680, OS and version
 0.1882, device type 0.0051); a sub-feature whose value is unknown (no ASN data for the address) is left out
-and the others' weights scaled up. The score shown is S / (1 + S), in [0, 1)."""
+and the others' weights scaled up.
+
+Beyond the two groups of the paper, the product takes three more factors, for the properties Entra's
+unfamiliar sign-in properties detection documents besides IP, ASN and browser (location and device) and
+for the time of day: the device identifier the identity provider passes (``deviceDetail.deviceId``: a
+registered device's id or a persistent browser identifier), the sign-in's city (with region and country),
+and the UTC hour band (three hours wide). Each is a one-feature group with the same smoothing and the same
+unseen-locally rule; a group whose value is unknown, or for which the user has no history yet (a sign-in
+source that never sends a device id, data learned before the feature existed), is left out of the product:
+it carries no information about the user. The score shown is S / (1 + S), in [0, 1)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-GROUPS: tuple[tuple[tuple[str, float], ...], ...] = (
+Group = tuple[tuple[str, float], ...]
+# Freeman et al.'s two hierarchical groups, with the das-group weights.
+FREEMAN_GROUPS: tuple[Group, ...] = (
     (("ip", 0.6), ("asn", 0.3), ("cc", 0.1)),
     (("ua", 0.5387), ("bv", 0.2680), ("osv", 0.1882), ("dt", 0.0051)),
 )
+# One-feature groups: device identifier, location (country/region/city), UTC hour band.
+CONTEXT_GROUPS: tuple[Group, ...] = ((("dev", 1.0),), (("loc", 1.0),), (("hr", 1.0),))
+GROUPS: tuple[Group, ...] = FREEMAN_GROUPS + CONTEXT_GROUPS
 FEATURES = tuple(name for group in GROUPS for name, _ in group)
+HOUR_BAND = 3
 TOTAL = "#total"
 DISTINCT = "#distinct"
 USERS = "users"  # tenant-wide: TOTAL counts the users with a history
@@ -62,7 +79,17 @@ def parse_user_agent(ua: str) -> tuple[str, str, str]:
     return browser, os_name.replace("_", "."), device
 
 
-def feature_values(ip: str | None, asn: int | None, country: str | None, ua: str | None) -> dict[str, str]:
+def feature_values(
+    ip: str | None,
+    asn: int | None,
+    country: str | None,
+    ua: str | None,
+    *,
+    device_id: str | None = None,
+    city: str | None = None,
+    region: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, str]:
     browser, os_name, device = parse_user_agent(ua or "")
     values = {
         "ip": ip or UNKNOWN,
@@ -72,8 +99,25 @@ def feature_values(ip: str | None, asn: int | None, country: str | None, ua: str
         "bv": browser,
         "osv": os_name,
         "dt": device,
+        "dev": device_id or UNKNOWN,
+        "loc": f"{country or UNKNOWN}/{region or ''}/{city}" if city else UNKNOWN,
+        "hr": hour_band(at.hour) if at is not None else UNKNOWN,
     }
     return {k: v[:MAX_VALUE] for k, v in values.items()}
+
+
+CONTEXT_FEATURES = frozenset(f for group in CONTEXT_GROUPS for f, _ in group)
+
+
+def learnable(values: Mapping[str, str]) -> dict[str, str]:
+    """The values a learned sign-in adds to the counts: an unknown device, location or hour is not a value
+    of the user's (a source that never sends it leaves the group without history, so it is left out)."""
+    return {f: v for f, v in values.items() if not (v == UNKNOWN and f in CONTEXT_FEATURES)}
+
+
+def hour_band(hour: int) -> str:
+    start = hour // HOUR_BAND * HOUR_BAND
+    return f"{start:02d}-{start + HOUR_BAND:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +144,17 @@ def smoothed(count: int, total: int, distinct: int) -> float:
     return 1 / (total + distinct)
 
 
-def score(values: Mapping[str, str], user: Counts, tenant: Counts) -> float:
-    """S / (1 + S) for this sign-in of this user."""
-    n_user = user.total("ip")
-    n_all = tenant.total("ip")
-    n_users = max(tenant.total(USERS), 1)
-    if n_user == 0 or n_all == 0:
-        return 1.0
-    ratio = (1 / n_users) / (n_user / n_all)
-    for group in GROUPS:
+def group_ratios(
+    values: Mapping[str, str], user: Counts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
+) -> list[float | None]:
+    """Each group's p(x | attack) / p(x | u, legit); None for a group left out (see the module doc)."""
+    out: list[float | None] = []
+    for group in groups:
+        if len(group) == 1:
+            ((feature, _),) = group
+            if values[feature] == UNKNOWN or user.total(feature) == 0:
+                out.append(None)
+                continue
         # An unknown value (no ASN for the address, an unparsable agent) carries no information: its
         # weight goes to the group's known sub-features.
         known = [(f, w) for f, w in group if values[f] != UNKNOWN] or list(group)
@@ -125,5 +171,53 @@ def score(values: Mapping[str, str], user: Counts, tenant: Counts) -> float:
             )
             p_attack += weight * p_global
             p_legit += weight * p_local
-        ratio *= p_attack / p_legit
+        out.append(p_attack / p_legit)
+    return out
+
+
+def score(
+    values: Mapping[str, str], user: Counts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
+) -> float:
+    """S / (1 + S) for this sign-in of this user (``groups``: FREEMAN_GROUPS for the paper's model)."""
+    n_user = user.total("ip")
+    n_all = tenant.total("ip")
+    n_users = max(tenant.total(USERS), 1)
+    if n_user == 0 or n_all == 0:
+        return 1.0
+    ratio = (1 / n_users) / (n_user / n_all)
+    for factor in group_ratios(values, user, tenant, groups):
+        if factor is not None:
+            ratio *= factor
     return ratio / (1 + ratio)
+
+
+# ---------------------------------------------------------------- calibration against the tenant
+
+# The likelihood ratio S says how much likelier an attacker drawn from the tenant's own traffic is than the
+# user; an attacker who copies the user's country and browser keeps S low in absolute terms while still
+# ranking far above the user's own sign-ins. So the detector also asks where this sign-in's S falls among
+# the tenant's scored sign-ins (a histogram of log10 S in half-decade buckets, kept as tenant-wide counts
+# of the feature SCORE): a sign-in rarer than 1 in 100 of them is at least medium, 1 in 1,000 high.
+SCORE = "score"
+BUCKET_MIN, BUCKET_MAX = -40, 12  # half-decades: S from 1e-20 to 1e6
+BUCKETS = tuple(f"b{i}" for i in range(BUCKET_MIN, BUCKET_MAX + 1))
+MIN_CALIBRATION = 1000  # scored sign-ins in the tenant before its histogram is used
+
+
+def score_bucket(score_value: float) -> str:
+    """The histogram bucket of a score S / (1 + S)."""
+    if score_value >= 1.0:
+        return BUCKETS[-1]
+    ratio = score_value / (1 - score_value)
+    index = math.floor(2 * math.log10(ratio)) if ratio > 0 else BUCKET_MIN
+    return f"b{min(BUCKET_MAX, max(BUCKET_MIN, index))}"
+
+
+def tail_share(score_value: float, tenant: Counts) -> float | None:
+    """The share of the tenant's scored sign-ins that scored as high as this one or higher (same bucket
+    included); None until the tenant has ``MIN_CALIBRATION`` of them."""
+    total = tenant.total(SCORE)
+    if total < MIN_CALIBRATION:
+        return None
+    start = BUCKETS.index(score_bucket(score_value))
+    return sum(tenant.get(SCORE, b) for b in BUCKETS[start:]) / total

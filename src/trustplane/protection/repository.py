@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, String, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,9 +38,11 @@ class SignInRepository(TenantRepository[SignIn]):
         stmt = self.select().where(SignIn.source == source, SignIn.external_id.in_(list(external_ids)))
         return {s.external_id or "": s for s in (await self.session.execute(stmt)).scalars()}
 
-    async def previous_location(self, user_id: str, before: datetime) -> SignIn | None:
+    async def previous_location(
+        self, user_id: str, before: datetime, *, exclude_id: str | None = None
+    ) -> SignIn | None:
         """The user's latest earlier successful sign-in with coordinates from a public, non-anonymiser
-        address."""
+        address (``exclude_id``: the sign-in being assessed, when it is already stored)."""
         stmt = (
             self.select()
             .where(
@@ -54,14 +56,28 @@ class SignInRepository(TenantRepository[SignIn]):
             .order_by(SignIn.created_at.desc())
             .limit(1)
         )
+        if exclude_id is not None:
+            stmt = stmt.where(SignIn.id != exclude_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def spray_stats(self, ip_address: str, since: datetime) -> tuple[int, int, int]:
-        """(distinct accounts, attempts, attempts with a wrong password) from this address since ``since``."""
+    async def spray_stats(
+        self,
+        ip_address: str,
+        since: datetime,
+        *,
+        until: datetime | None = None,
+        exclude_id: str | None = None,
+    ) -> tuple[int, int, int]:
+        """(distinct accounts, attempts, attempts with a wrong password) from this address between ``since``
+        and ``until``, leaving out ``exclude_id``."""
         failed = func.sum(case((SignIn.password_valid.is_(False), 1), else_=0))
         stmt = self.select(
             func.count(func.distinct(SignIn.user_principal_name)), func.count(SignIn.id), failed
         ).where(SignIn.ip_address == ip_address, SignIn.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(SignIn.created_at <= until)
+        if exclude_id is not None:
+            stmt = stmt.where(SignIn.id != exclude_id)
         accounts, attempts, wrong = (await self.session.execute(stmt)).one()
         return int(accounts), int(attempts), int(wrong or 0)
 
@@ -140,6 +156,40 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
             FeatureCount.value.in_(list(values)),
         )
         return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def profile(
+        self, user_id: str, values: Sequence[str]
+    ) -> tuple[list[tuple[str, str, str, int, datetime]], tuple[str, datetime] | None]:
+        """The user's and the tenant's counts for ``values`` and the user's stored risk (level, last
+        updated), in one statement (the risk row rides along the counts as subject "!risk")."""
+        counts = select(
+            FeatureCount.subject,
+            FeatureCount.feature,
+            FeatureCount.value,
+            FeatureCount.count,
+            FeatureCount.first_seen_at,
+        ).where(
+            FeatureCount.tenant_id == self.tenant_id,
+            FeatureCount.subject.in_([user_id, "*"]),
+            FeatureCount.value.in_(list(values)),
+        )
+        risk = select(
+            literal("!risk", String(36)),
+            RiskyUser.risk_level,
+            RiskyUser.risk_state,
+            literal(0, Integer),
+            RiskyUser.risk_last_updated_at,
+        ).where(RiskyUser.tenant_id == self.tenant_id, RiskyUser.id == user_id)
+        rows: list[tuple[str, str, str, int, datetime]] = []
+        level: tuple[str, datetime] | None = None
+        for subject, feature, value, count, seen in (
+            await self.session.execute(union_all(counts, risk))
+        ).all():
+            if subject == "!risk":
+                level = (feature, seen)
+            else:
+                rows.append((subject, feature, value, count, seen))
+        return rows, level
 
     async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
         """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""

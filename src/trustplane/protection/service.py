@@ -18,23 +18,25 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.clock import to_utc, utcnow
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import SYSTEM, Actor, EventSpec, emit, subscribe
 from trustplane.core.ids import is_uuid, new_id
+from trustplane.core.models import Job
 from trustplane.directory.audit import ACTIVITIES, AUDIT_JOB
 from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
 from trustplane.idp.revocation import USER_RISK_HIGH, revoke_user
-from trustplane.protection import features, ipintel
+from trustplane.protection import cache, features, ipintel
 from trustplane.protection.detectors import DETECTORS
 from trustplane.protection.detectors.base import (
     RANK,
@@ -47,6 +49,7 @@ from trustplane.protection.detectors.base import (
     highest,
 )
 from trustplane.protection.detectors.credentials import SPRAY_WINDOW_MINUTES
+from trustplane.protection.detectors.travel import learned as learned_for_travel
 from trustplane.protection.models import RiskDetection, RiskyUser, RiskyUserHistory, SignIn
 from trustplane.protection.repository import (
     FeatureCountRepository,
@@ -129,15 +132,6 @@ class Assessment:
 # ---------------------------------------------------------------- tenant threat intelligence
 
 
-def _networks(cidrs: list[tuple[str, str]], kind: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c, strict=False) for k, c in cidrs if k == kind]
-
-
-def _in_any(address: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    parsed = ipintel.parse(address)
-    return parsed is not None and any(parsed.version == n.version and parsed in n for n in networks)
-
-
 async def add_threat_intel(
     session: AsyncSession,
     tenant_id: str,
@@ -156,6 +150,7 @@ async def add_threat_intel(
         except ValueError as exc:
             raise BadRequest(f"'{raw}' is not an IP address or CIDR range.") from exc
     await ThreatIntelRepository(session, tenant_id).add_many(kind, [(c, description) for c in parsed])
+    cache.forget_lists(tenant_id)
     await emit(
         session,
         tenant_id,
@@ -201,31 +196,52 @@ async def _user(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -
     return await users.by_upn(attempt.user_principal_name)
 
 
-async def _unfamiliar(
-    session: AsyncSession, tenant_id: str, user_id: str, values: dict[str, str], at: datetime
-) -> tuple[float | None, dict[tuple[str, str, str], int]]:
-    """The Freeman score (None in the learning period) and the counts it read."""
-    repo = FeatureCountRepository(session, tenant_id)
+@dataclass(slots=True)
+class Profile:
+    """What ``assess`` reads about the user in one statement: the feature counts of the user and of the
+    tenant for this sign-in's values (tenant-wide ones with this process's unwritten increments added), when
+    the user's history started, and the user's stored risk."""
+
+    found: dict[tuple[str, str, str], int]
+    first_seen: datetime | None
+    risk_level: str
+    risk_updated_at: datetime | None
+
+    def counts(self, subject: str) -> features.Counts:
+        return features.Counts(
+            {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in self.found.items() if s == subject}
+        )
+
+
+async def _profile(session: AsyncSession, tenant_id: str, user_id: str, values: dict[str, str]) -> Profile:
     wanted = ["=" + v for v in values.values()] + [features.TOTAL, features.DISTINCT]
-    rows = await repo.counts([user_id, "*"], wanted)
+    wanted += ["=" + b for b in features.BUCKETS]
+    rows, risk = await FeatureCountRepository(session, tenant_id).profile(user_id, wanted)
     found: dict[tuple[str, str, str], int] = {}
     first_seen: datetime | None = None
     for subject, feature, value, count, seen in rows:
         found[(subject, feature, value)] = count
         if subject == user_id and feature == "ip" and value == features.TOTAL:
             first_seen = seen
+    wanted_set = set(wanted)
+    for (feature, value), n in cache.pending(tenant_id).items():
+        if value in wanted_set:
+            found[("*", feature, value)] = found.get(("*", feature, value), 0) + n
+    level, updated = risk if risk is not None else ("none", None)
+    return Profile(found, first_seen, level, updated)
 
-    def counts(subject: str) -> features.Counts:
-        return features.Counts(
-            {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in found.items() if s == subject}
-        )
 
-    user = counts(user_id)
-    learned = user.total("ip") >= features.LEARNING_SIGN_INS and first_seen is not None
-    if not learned or at - to_utc(first_seen) < timedelta(days=features.LEARNING_DAYS):  # type: ignore[arg-type]
-        return None, found
-    tenant = counts("*")
-    return features.score(values, user, tenant), found
+def _unfamiliar(
+    profile: Profile, user_id: str, values: dict[str, str], at: datetime
+) -> tuple[float | None, float | None]:
+    """The score (None in the learning period) and its share among the tenant's scored sign-ins."""
+    user = profile.counts(user_id)
+    learned = user.total("ip") >= features.LEARNING_SIGN_INS and profile.first_seen is not None
+    if not learned or at - to_utc(profile.first_seen) < timedelta(days=features.LEARNING_DAYS):  # type: ignore[arg-type]
+        return None, None
+    tenant = profile.counts("*")
+    value = features.score(values, user, tenant)
+    return value, features.tail_share(value, tenant)
 
 
 async def _learn(
@@ -233,67 +249,100 @@ async def _learn(
     tenant_id: str,
     user_id: str,
     values: dict[str, str],
-    found: dict[tuple[str, str, str], int],
+    profile: Profile,
     at: datetime,
+    *,
+    learn: bool,
+    score: float | None,
 ) -> None:
-    """Add a legitimate-looking successful sign-in to the user's and the tenant's feature counts."""
+    """Count the score in the tenant's histogram (every scored sign-in) and, for a successful sign-in that
+    raised no risk, add its features to the user's counts (written now) and the tenant's (``cache``)."""
+    found = profile.found
+    tenant_rows: list[tuple[str, str, int]] = []
+    if score is not None:
+        tenant_rows += [
+            (features.SCORE, "=" + features.score_bucket(score), 1),
+            (features.SCORE, features.TOTAL, 1),
+        ]
     rows: list[tuple[str, str, str, int]] = []
-    for subject in (user_id, "*"):
-        for feature, value in values.items():
-            rows.append((subject, feature, "=" + value, 1))
-            rows.append((subject, feature, features.TOTAL, 1))
-            if found.get((subject, feature, "=" + value), 0) == 0:
-                rows.append((subject, feature, features.DISTINCT, 1))
-    if found.get((user_id, "ip", features.TOTAL), 0) == 0:
-        rows.append(("*", features.USERS, features.TOTAL, 1))
+    if learn:
+        for feature, value in features.learnable(values).items():
+            rows.append((user_id, feature, "=" + value, 1))
+            rows.append((user_id, feature, features.TOTAL, 1))
+            if found.get((user_id, feature, "=" + value), 0) == 0:
+                rows.append((user_id, feature, features.DISTINCT, 1))
+            tenant_rows.append((feature, "=" + value, 1))
+            tenant_rows.append((feature, features.TOTAL, 1))
+            if found.get(("*", feature, "=" + value), 0) == 0:
+                tenant_rows.append((feature, features.DISTINCT, 1))
+        if found.get((user_id, "ip", features.TOTAL), 0) == 0:
+            tenant_rows.append((features.USERS, features.TOTAL, 1))
+    cache.add_tenant_counts(tenant_id, tenant_rows)
+    rows += [("*", f, v, n) for f, v, n in cache.take_due(tenant_id)]
     await FeatureCountRepository(session, tenant_id).increment(rows, at)
 
 
+def _risk_now(level: str, updated_at: datetime | None, now: datetime) -> str:
+    """A stored user risk as conditional access sees it now (a low level ages out at read time too)."""
+    if level == "low" and updated_at is not None and now - to_utc(updated_at) > LOW_RISK_LIFETIME:
+        return "none"
+    return level
+
+
 async def assess(
-    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, *, learn: bool = True
+    session: AsyncSession,
+    tenant_id: str,
+    attempt: SignInAttempt,
+    *,
+    learn: bool = True,
+    offline: str = "job",
 ) -> Assessment:
-    """Score one sign-in attempt: run every detector, store the sign-in and its detections, update the
-    user's risk, and (for a successful sign-in that raised no risk) learn its features."""
+    """Score one sign-in attempt: run the real-time detectors (and the offline ones that need no query:
+    the tenant's malicious-address list, a leaked password, which is never stored), store the sign-in and
+    its detections, update the user's risk, and (for a successful sign-in that raised no risk) learn its
+    features. The offline detectors that read other sign-ins (unlikely travel, password spray) run in a
+    durable job queued in the same transaction (``offline="job"``, the default) or here
+    (``offline="inline"``: one sign-in at a time, e.g. a script replaying history)."""
+    if offline not in ("job", "inline"):
+        raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
     user = await _user(session, tenant_id, attempt)
     # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
     user_id = user.id if user is not None else ""
     intel = ipintel.current().lookup(attempt.ip_address)
-    lists = await ThreatIntelRepository(session, tenant_id).cidrs()
-    admin_anonymizer = _in_any(attempt.ip_address, _networks(lists, "anonymizer"))
-    anonymizer = intel.anonymizer or ("admin" if admin_anonymizer else None)
+    lists = await cache.tenant_lists(session, tenant_id)
+    anonymizer = intel.anonymizer or ("admin" if lists.is_anonymizer(attempt.ip_address) else None)
     facts = IpFacts(
         country=(attempt.country or intel.country or None),
         asn=attempt.asn if attempt.asn is not None else intel.asn,
         is_private=intel.is_private,
         anonymizer=anonymizer,
-        malicious=_in_any(attempt.ip_address, _networks(lists, "malicious")),
+        malicious=lists.is_malicious(attempt.ip_address),
     )
-    sign_ins = SignInRepository(session, tenant_id)
-    previous = None
-    if user_id and attempt.latitude is not None:
-        prev = await sign_ins.previous_location(user_id, at)
-        if prev is not None and prev.latitude is not None and prev.longitude is not None:
-            previous = PreviousLocation(
-                to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
-            )
     password_valid = (
         attempt.password_valid if attempt.password_valid is not None else (attempt.succeeded or None)
     )
-    spray = None
-    if attempt.ip_address and password_valid:
-        window = at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
-        accounts, attempts, failed = await sign_ins.spray_stats(attempt.ip_address, window)
-        spray = SprayStats(accounts + 1, attempts + 1, failed)
     leaked = bool(attempt.password) and await LeakedCredentialRepository(session, tenant_id).contains(
         password_sha1(attempt.password or "")
     )
-    values = features.feature_values(attempt.ip_address, facts.asn, facts.country, attempt.user_agent)
+    device_id = attempt.device_detail.get("deviceId") if isinstance(attempt.device_detail, dict) else None
+    values = features.feature_values(
+        attempt.ip_address,
+        facts.asn,
+        facts.country,
+        attempt.user_agent,
+        device_id=str(device_id) if device_id else None,
+        city=attempt.city,
+        region=attempt.state,
+        at=at,
+    )
     score: float | None = None
-    found: dict[tuple[str, str, str], int] = {}
-    if user_id and attempt.succeeded:
-        score, found = await _unfamiliar(session, tenant_id, user_id, values, at)
-
+    tail: float | None = None
+    profile: Profile | None = None
+    if user_id:
+        profile = await _profile(session, tenant_id, user_id, values)
+        if attempt.succeeded:
+            score, tail = _unfamiliar(profile, user_id, values, at)
     signal = SignInSignal(
         at=at,
         user_id=user_id,
@@ -303,11 +352,12 @@ async def assess(
         password_valid=password_valid,
         latitude=attempt.latitude,
         longitude=attempt.longitude,
-        previous=previous,
-        spray=spray,
         password_leaked=leaked,
         unfamiliar_score=score,
+        unfamiliar_tail=tail,
     )
+    if offline == "inline" and user_id:
+        signal = await _offline_signal(session, tenant_id, signal, exclude_id=None)
     findings = [f for d in DETECTORS if (f := d.detect(signal)) is not None]
     during = highest([f.level for f in findings if f.timing == "realtime"])
     aggregated = highest([f.level for f in findings])
@@ -344,10 +394,10 @@ async def assess(
         risk_state="atRisk" if aggregated != "none" and user_id else "none",
         risk_event_types=sorted({f.risk_event_type for f in findings}),
     )
-    sign_ins.add(sign_in)
+    SignInRepository(session, tenant_id).add(sign_in)
     detections: list[RiskDetection] = []
     user_risk = "none"
-    if user_id:
+    if user_id and profile is not None:
         detections = [
             _detection(f, user_id, sign_in.user_principal_name, sign_in.user_display_name, at, sign_in)
             for f in findings
@@ -369,9 +419,12 @@ async def assess(
             )
             user_risk = risky.risk_level
         else:
-            user_risk = await current_user_risk(session, tenant_id, user_id, at)
-        if learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]:
-            await _learn(session, tenant_id, user_id, values, found, at)
+            user_risk = _risk_now(profile.risk_level, profile.risk_updated_at, at)
+        learnable = learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]
+        await _learn(session, tenant_id, user_id, values, profile, at, learn=learnable, score=score)
+        if offline == "job" and _offline_applies(signal):
+            session.add(Job(tenant_id=tenant_id, kind=OFFLINE_JOB, payload={"sign_in_id": sign_in.id}))
+        await _ensure_upkeep(session, tenant_id)
     await emit(session, tenant_id, SYSTEM, _sign_in_event(SIGN_IN_RECORDED, sign_in))
     return Assessment(sign_in, during, aggregated, score if score is not None else 0.0, detections, user_risk)
 
@@ -404,6 +457,147 @@ def _sign_in_event(event_type: str, sign_in: SignIn) -> EventSpec:
             "riskEventTypes": list(sign_in.risk_event_types or []),
         },
     )
+
+
+# ---------------------------------------------------------------- offline detections (a durable job)
+
+OFFLINE_JOB = "protection.offline_detections"
+UPKEEP_JOB = "protection.upkeep"
+UPKEEP_INTERVAL = timedelta(hours=6)
+
+
+def _offline_applies(signal: SignInSignal) -> bool:
+    """Whether unlikely travel or password spray could fire for this sign-in (else no job is queued)."""
+    public = signal.ip_address is not None and not signal.ip.is_private
+    travel = signal.succeeded and signal.latitude is not None and signal.ip.anonymizer is None
+    spray = bool(signal.password_valid)
+    return public and (travel or spray)
+
+
+async def _offline_signal(
+    session: AsyncSession, tenant_id: str, signal: SignInSignal, *, exclude_id: str | None
+) -> SignInSignal:
+    """The signal with what the offline detectors read from other sign-ins: the user's previous located
+    sign-in and travel learning state, and the address's attempts in the spray window."""
+    sign_ins = SignInRepository(session, tenant_id)
+    previous = None
+    travel_learned = True
+    if signal.latitude is not None and signal.succeeded:
+        prev = await sign_ins.previous_location(signal.user_id, signal.at, exclude_id=exclude_id)
+        if prev is not None and prev.latitude is not None and prev.longitude is not None:
+            previous = PreviousLocation(
+                to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
+            )
+            history = await FeatureCountRepository(session, tenant_id).counts(
+                [signal.user_id], [features.TOTAL]
+            )
+            total = next((r for r in history if r[1] == "ip"), None)
+            days = (signal.at - to_utc(total[4])).total_seconds() / 86400 if total is not None else 0.0
+            travel_learned = learned_for_travel(total[3] if total is not None else 0, days)
+    spray = None
+    if signal.ip_address and signal.password_valid:
+        window = signal.at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
+        accounts, attempts, failed = await sign_ins.spray_stats(
+            signal.ip_address, window, until=signal.at, exclude_id=exclude_id
+        )
+        spray = SprayStats(accounts + 1, attempts + 1, failed)
+    return replace(signal, previous=previous, spray=spray, travel_learned=travel_learned)
+
+
+async def detect_offline(session: AsyncSession, tenant_id: str, sign_in_id: str) -> list[RiskDetection]:
+    """Run the offline detectors that read other sign-ins for one stored sign-in; store what they find on
+    the sign-in (aggregated risk, event types) and in the user's risk. Safe to run again: a detection
+    already stored for the sign-in is not added twice."""
+    sign_in = await SignInRepository(session, tenant_id).get(sign_in_id)
+    if sign_in is None or not sign_in.user_id:
+        return []
+    at = to_utc(sign_in.created_at)
+    kind = sign_in.network_kind
+    signal = SignInSignal(
+        at=at,
+        user_id=sign_in.user_id,
+        ip_address=sign_in.ip_address,
+        ip=IpFacts(
+            country=sign_in.country,
+            asn=sign_in.asn,
+            is_private=kind == "private",
+            anonymizer=kind if kind not in (None, "private") else None,
+        ),
+        succeeded=sign_in.error_code == 0,
+        password_valid=sign_in.password_valid,
+        latitude=sign_in.latitude,
+        longitude=sign_in.longitude,
+    )
+    signal = await _offline_signal(session, tenant_id, signal, exclude_id=sign_in.id)
+    stored = set(sign_in.risk_event_types or [])
+    findings = [
+        f
+        for d in DETECTORS
+        if d.risk_event_type in OFFLINE_TYPES
+        and (f := d.detect(signal)) is not None
+        and f.risk_event_type not in stored
+    ]
+    if not findings:
+        return []
+    detections = [
+        _detection(f, sign_in.user_id, sign_in.user_principal_name, sign_in.user_display_name, at, sign_in)
+        for f in findings
+    ]
+    repo = RiskDetectionRepository(session, tenant_id)
+    for d in detections:
+        repo.add(d)
+    sign_in.risk_level_aggregated = highest([sign_in.risk_level_aggregated, *(f.level for f in findings)])
+    sign_in.risk_event_types = sorted(stored | {f.risk_event_type for f in findings})
+    if sign_in.risk_state == "none":
+        sign_in.risk_state = "atRisk"
+    await session.flush()
+    await _recompute(
+        session,
+        tenant_id,
+        sign_in.user_id,
+        sign_in.user_principal_name,
+        sign_in.user_display_name,
+        SYSTEM,
+        utcnow(),
+        detections,
+    )
+    await emit(session, tenant_id, SYSTEM, _sign_in_event(SIGN_IN_OFFLINE_RISK, sign_in))
+    return detections
+
+
+OFFLINE_TYPES = frozenset({"unlikelyTravel", "passwordSpray"})
+
+_upkeep_checked: dict[str, float] = {}  # tenant -> when this process last checked (monotonic seconds)
+
+
+async def _ensure_upkeep(session: AsyncSession, tenant_id: str) -> None:
+    """Queue the tenant's upkeep (risk age-out) when it has not run for ``UPKEEP_INTERVAL``: checked at a
+    sign-in once per interval per process, so a tenant in use ages out on schedule without a job waiting
+    in the queue meanwhile."""
+    now = time.monotonic()
+    last = _upkeep_checked.get(tenant_id)
+    if last is not None and now - last < UPKEEP_INTERVAL.total_seconds():
+        return
+    _upkeep_checked[tenant_id] = now
+    await schedule_upkeep(session, tenant_id, utcnow())
+
+
+async def schedule_upkeep(session: AsyncSession, tenant_id: str, now: datetime) -> bool:
+    """Queue an upkeep job for the tenant unless one is queued or one finished within ``UPKEEP_INTERVAL``;
+    whether one was queued."""
+    recent = await session.execute(
+        select(Job.id)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.kind == UPKEEP_JOB,
+            or_(Job.status.in_(("pending", "running")), Job.finished_at >= now - UPKEEP_INTERVAL),
+        )
+        .limit(1)
+    )
+    if recent.first() is not None:
+        return False
+    session.add(Job(tenant_id=tenant_id, kind=UPKEEP_JOB, run_after=now, payload={}))
+    return True
 
 
 def _detection(
@@ -537,10 +731,7 @@ async def current_user_risk(
     risky = await RiskyUserRepository(session, tenant_id).get(user_id) if is_uuid(user_id) else None
     if risky is None:
         return "none"
-    now = now or utcnow()
-    if risky.risk_level == "low" and now - to_utc(risky.risk_last_updated_at) > LOW_RISK_LIFETIME:
-        return "none"
-    return risky.risk_level
+    return _risk_now(risky.risk_level, risky.risk_last_updated_at, now or utcnow())
 
 
 async def age_out(session: AsyncSession, tenant_id: str, now: datetime | None = None) -> int:

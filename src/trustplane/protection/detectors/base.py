@@ -62,6 +62,10 @@ class SignInSignal:
     spray: SprayStats | None = None
     password_leaked: bool = False
     unfamiliar_score: float | None = None  # None while the user is in the learning period
+    # Share of the tenant's scored sign-ins that scored as high or higher (None until calibrated).
+    unfamiliar_tail: float | None = None
+    # Atypical travel's own learning period is over (the earliest of 14 days or 10 sign-ins).
+    travel_learned: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@ imprecise (country-level data agrees with other sources for about 95% of address
 less), so each location is given an error radius that is subtracted from the distance before the speed is
 computed, and short hops are ignored. Private addresses say nothing about where the user is, and
 anonymiser addresses are where the anonymiser is: neither side of a pair may be one (the service keeps
-them out of ``previous``)."""
+them out of ``previous``). As Entra documents for atypical travel, a new user's sign-ins are first learned:
+nothing fires until the earliest of 14 days after the user's first sign-in or 10 sign-ins."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ EARTH_RADIUS_KM = 6371.0088
 GEO_ERROR_KM = 100.0  # per location
 MIN_DISTANCE_KM = 500.0  # after the error allowance
 MAX_SPEED_KMH = 1000.0  # a little above a commercial jet's cruising speed
+LEARNING_SIGN_INS = 10
+LEARNING_DAYS = 14
+
+
+def learned(sign_ins: int, days_since_first: float) -> bool:
+    """The learning period ends at the earliest of ``LEARNING_DAYS`` or ``LEARNING_SIGN_INS``."""
+    return sign_ins >= LEARNING_SIGN_INS or days_since_first >= LEARNING_DAYS
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -30,7 +38,7 @@ class UnlikelyTravel(Detector):
     timing = "offline"
 
     def detect(self, signal: Signal) -> Finding | None:
-        if not isinstance(signal, SignInSignal) or not signal.succeeded:
+        if not isinstance(signal, SignInSignal) or not signal.succeeded or not signal.travel_learned:
             return None
         if signal.latitude is None or signal.longitude is None or signal.previous is None:
             return None  # missing geo data: nothing to compare
