@@ -32,7 +32,7 @@ DOC_IDS = ["55af7415f8a0a7a29eef2e1f", "55af741cf8a0a7a29eef2e20", "5f8d70bfc1ff
 
 def curl(server: TestServer, token: str, command: str, **values: str) -> tuple[int, Any]:
     """Run a documented curl command (``curl`` … as on the page) against the server; (status, JSON)."""
-    command = command.replace(HOST, server.url).replace(LEGACY, server.url)
+    command = command.replace(HOST, server.url).replace(LEGACY, server.url).replace("{LEGACY}", server.url)
     command = command.replace("<your_token_key>", token)
     for name, value in values.items():
         command = command.replace(f"<{name}>", value)

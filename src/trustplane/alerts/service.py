@@ -42,7 +42,7 @@ from trustplane.alerts.repository import (
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.events import Actor
-from trustplane.core.ids import new_id
+from trustplane.core.ids import is_uuid, new_id
 from trustplane.core.models import Event, Job
 
 DELIVER_JOB = "alerts.webhook.deliver"
@@ -108,6 +108,12 @@ class _Context(PolicyContext):
         return await ActivityRepository(self.session, self.tenant_id).count_recent(
             action_types, user_id, since_ms
         )
+
+    async def user_principal_name(self, user_id: str) -> str | None:
+        from trustplane.directory.repository import UserRepository
+
+        user = await UserRepository(self.session, self.tenant_id).get(user_id) if is_uuid(user_id) else None
+        return user.user_principal_name if user is not None else None
 
     async def app_risk(self, app_id: str) -> tuple[str, int | None, str | None]:
         if app_id not in self._apps:

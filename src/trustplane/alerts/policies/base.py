@@ -70,6 +70,10 @@ class PolicyContext(ABC):
         """Activities of these action types performed by ``user_id`` since ``since_ms``."""
 
     @abstractmethod
+    async def user_principal_name(self, user_id: str) -> str | None:
+        """The directory user's userPrincipalName (None when there is no such user)."""
+
+    @abstractmethod
     async def app_risk(self, app_id: str) -> tuple[str, int | None, str | None]:
         """(name, risk score 0-10 or None when unknown, governance status) of a catalogue app."""
 

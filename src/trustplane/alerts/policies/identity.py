@@ -42,7 +42,7 @@ class RiskyUser(AlertPolicy):
         level = str(event.data.get("riskLevel", "none"))
         if RISK_RANK.get(level, 0) < RISK_RANK[thresholds["minimumRiskLevel"]]:
             return []
-        upn = event.data.get("userPrincipalName")
+        upn = event.data.get("userPrincipalName") or await ctx.user_principal_name(event.subject_id)
         return [
             Finding(
                 subject=f"user:{event.subject_id}",
