@@ -22,7 +22,7 @@ from trustplane.core.bodies import has_nul, parse_json_object, read_body, read_j
 from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest, PayloadTooLarge
 from trustplane.core.events import Actor
-from trustplane.discovery import anonymization, blockscripts, dashboard, governance, report, service
+from trustplane.discovery import anonymization, blocks, blockscripts, dashboard, governance, report, service
 from trustplane.discovery.log_types import LOG_TYPES
 from trustplane.discovery.models import DiscoveryUpload
 
@@ -68,8 +68,8 @@ async def upload_url(
         base_url=base_url(request),
         data_dir=Path(request.app.state.settings.data_dir),
     )
-    # "azure": the URL takes Azure's single-request Put Blob (x-ms-blob-type: BlockBlob), which is how MCAS
-    # clients send a file to it; chunked transfer encoding works too.
+    # "azure": the URL takes Azure's single-request Put Blob (x-ms-blob-type: BlockBlob), and for large files
+    # Put Block + Put Block List as the Azure SDKs send them (MCAS: "upload it in chunks"; discovery.blocks).
     return _json({"url": announced.url, "provider": "azure"})
 
 
@@ -78,12 +78,25 @@ async def upload_url(
     summary="Upload the log file to the signed URL (MCAS stage 2); the URL's secret is the credential",
     status_code=201,
 )
-async def put_upload(upload_id: str, request: Request, sig: str = "") -> Response:
+async def put_upload(upload_id: str, request: Request, sig: str = "", comp: str = "") -> Response:
     db = request.app.state.db
     async with db.session() as session:
         upload = await service.upload_for_put(session, upload_id, sig)
         path = Path(upload.path)
-    size = await _receive(request, path)
+    if comp == "block":  # Azure Put Block: stage one chunk (discovery.blocks)
+        target = blocks.block_path(path, request.query_params.get("blockid", ""))
+        staged = await asyncio.to_thread(blocks.staged, path)
+        if staged.count >= blocks.MAX_BLOCKS or staged.size > service.MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge("A log file may be at most 5 GB in at most 50,000 blocks.")
+        await _receive(request, target)
+        return Response(status_code=201)
+    if comp == "blocklist":  # Azure Put Block List: the staged chunks, in the listed order, are the file
+        block_ids = blocks.parse_block_list(await read_body(request))
+        size = await asyncio.to_thread(blocks.commit, path, block_ids, service.MAX_UPLOAD_BYTES)
+    elif comp:
+        raise BadRequest(f"comp={comp!r} is not supported; use block or blocklist, or none for one PUT.")
+    else:
+        size = await _receive(request, path)
     async with db.session() as session:
         upload = await service.upload_for_put(session, upload_id, sig)
         service.mark_uploaded(upload, size)
