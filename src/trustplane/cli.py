@@ -33,6 +33,7 @@ from trustplane.core.events import Actor
 from trustplane.core.migrate import upgrade
 from trustplane.directory.models import Tenant
 from trustplane.directory.repository import TenantLookup
+from trustplane.discovery.cli import collector as discovery_collector
 from trustplane.discovery.cli import discovery_cli
 from trustplane.protection import ipintel
 from trustplane.protection import service as protection
@@ -48,6 +49,7 @@ app.add_typer(tokens_cli, name="tokens")
 app.add_typer(tenants_cli, name="tenants")
 app.add_typer(keys_cli, name="keys")
 app.add_typer(discovery_cli, name="discovery")
+app.command("collector")(discovery_collector)
 protection_cli = typer.Typer(
     help="Identity protection: IP intelligence, threat intelligence, leaked credentials.",
     no_args_is_help=True,
