@@ -119,7 +119,22 @@ def test_another_tenants_alerts_are_invisible(server: TestServer, tenant: Tenant
         assert listing(client, "/api/v1/alerts/")["total"] == 0
         answer = client.post("/api/v1/alerts/close_benign/", json={"filters": {"id": {"eq": ids}}})
         assert answer.json() == {"closed_benign": 0, "alertsNotFound": ids}
+        assert client.post(f"/api/v1/alerts/{ids[0]}/read/").status_code == 404
+        assert client.post(f"/api/v1/alerts/{ids[0]}/dismiss/", json={}).json() == {
+            "closed_false_positive": 0,
+            "alertsNotFound": ids,
+        }
+        activity = server.scalar("SELECT id FROM activities WHERE tenant_id = :t LIMIT 1", t=tenant.tenant_id)
+        assert client.get(f"/api/v1/activities/{activity}/").status_code == 404
+        feedback = client.post(f"/api/v1/activities/{activity}/feedback/", json={"feedbackValue": "1"})
+        assert feedback.status_code == 404
+        assert (
+            listing(client, "/api/v1/activities/", {"filters": {"activity.id": {"eq": [activity]}}})["total"]
+            == 0
+        )
     assert statuses(server, tenant.tenant_id)[ids[0]] == 0
+    assert server.scalar("SELECT status FROM alerts WHERE id = :a", a=ids[0]) == 0
+    assert server.scalar("SELECT feedback FROM activities WHERE id = :a", a=activity) is None
 
 
 def test_dedup_updates_the_open_alert_and_a_closed_one_lets_a_new_one_open(

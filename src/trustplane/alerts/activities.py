@@ -168,6 +168,11 @@ def _discovery(created_ms: int, data: dict[str, Any], subject_id: str) -> list[A
     return drafts
 
 
+def _redact(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's data without anything that names a password or a secret (as the audit log keeps it)."""
+    return {k: v for k, v in data.items() if "password" not in k.lower() and "secret" not in k.lower()}
+
+
 def drafts_for(
     event_type: str,
     subject_type: str,
@@ -232,6 +237,6 @@ def drafts_for(
             object_type=subject_type,
             object_id=subject_id,
             object_name=_clip(name, 320),
-            details={"actor": actor, **data},
+            details={"actor": actor, **_redact(data)},
         )
     ]

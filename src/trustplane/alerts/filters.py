@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+from sqlalchemy import ColumnElement, and_, not_, or_
 
 from trustplane.core.errors import BadRequest
 
@@ -178,6 +178,3 @@ def compile_filters(filters: Any, fields: Mapping[str, Field], *, now_ms: int) -
                 )
             conditions.append(_condition(key, f, op, raw, now_ms))
     return conditions
-
-
-ALWAYS, NEVER = true(), false()

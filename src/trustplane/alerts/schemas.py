@@ -10,6 +10,7 @@ client id; MCAS's are integers), ``alertType`` / ``entity.policy`` are policy ke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import false, true
@@ -278,21 +279,18 @@ def alert_view(a: Alert, base_url: str | None = None) -> dict[str, Any]:
         "comment": a.comment or "",
         "reasonId": a.reason_id,
         "handledByUser": a.handled_by,
-        "resolveTime": (
-            iso_z(_datetime(a.resolve_time)).replace("+00:00", "Z")  # type: ignore[union-attr]
-            if a.resolve_time is not None
-            else None
-        ),
+        "resolveTime": _iso_ms(a.resolve_time),
     }
     if base_url:
         view["URL"] = f"{base_url}/api/v1/alerts/{a.id}/"
     return view
 
 
-def _datetime(ms: int) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def _iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as MCAS shows ``resolveTime``: ISO 8601 with milliseconds and a Z."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def webhook_view(sub: WebhookSubscription, *, with_secret: bool = False) -> dict[str, Any]:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.alerts import schemas
@@ -148,10 +146,12 @@ def _view(event: Event) -> EventView:
 
 
 async def _write_activities(
-    session: AsyncSession, tenant_id: str, event: EventView, drafts: list[ActivityDraft]
+    session: AsyncSession, tenant_id: str, event: EventView, drafts: list[ActivityDraft], *, retry: bool
 ) -> list[Activity]:
     repo = ActivityRepository(session, tenant_id)
-    existing = await repo.existing_parts(event.id) if drafts else set()
+    # Only a job run again can meet its own earlier writes (each event has one ingest job); a first run
+    # skips the lookup, and the unique (tenant, event, part) index still refuses a duplicate.
+    existing = await repo.existing_parts(event.id) if drafts and retry else set()
     created = now_ms()
     written = []
     for d in drafts:
@@ -274,12 +274,13 @@ async def policy_settings(session: AsyncSession, tenant_id: str) -> dict[str, tu
     return result
 
 
-async def ingest(session: AsyncSession, event: Event) -> Ingested:
-    """One event through the activity log and the alert policies (idempotent per event)."""
+async def ingest(session: AsyncSession, event: Event, *, retry: bool = True) -> Ingested:
+    """One event through the activity log and the alert policies (idempotent per event; ``retry=False``
+    when the caller knows this is the event's first ingestion)."""
     tenant_id = event.tenant_id
     view = _view(event)
     drafts = drafts_for(view.type, view.subject_type, view.subject_id, view.actor, view.data, view.created_ms)
-    written = await _write_activities(session, tenant_id, view, drafts)
+    written = await _write_activities(session, tenant_id, view, drafts, retry=retry)
     if drafts and not written:
         return Ingested(0, [], [])  # an earlier attempt ingested this event and committed
     handling = [p for p in POLICIES.values() if p.handles(view.type)]
@@ -536,6 +537,3 @@ async def _notify(session: AsyncSession, tenant_id: str, event_type: str, alert:
             )
         )
         session.add(Job(tenant_id=tenant_id, kind=DELIVER_JOB, payload={"delivery_id": delivery.id}))
-
-
-__all__ = ["IntegrityError", "Sequence"]

@@ -25,7 +25,7 @@ async def ingest_event(session: AsyncSession, job: Job) -> None:
     event = await session.get(Event, job.payload.get("event_id"))
     if event is None:
         return
-    await service.ingest(session, event)
+    await service.ingest(session, event, retry=job.attempts > 1)
 
 
 @handler(service.DELIVER_JOB)
