@@ -28,6 +28,7 @@ from trustplane.idp.oauth.service import register_client
 from trustplane.idp.signin import service as signin
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow  # a real browser: about 10 s a test (still run by `make test`)
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",

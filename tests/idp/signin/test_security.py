@@ -205,3 +205,48 @@ def test_attacker_locking_a_user_leaves_the_users_familiar_address_open(admin: T
         u=upn,
     )
     assert [r[0] for r in records].count(50053) == 2  # the locked attempts are logged as Entra logs them
+
+
+# ---------------------------------------------------------------- bad input: an HTML page, nothing written
+
+
+def test_bad_input_gets_a_page_never_a_server_error_and_writes_nothing(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "badinput")
+    upn = user["userPrincipalName"]
+    with Browser(admin) as b:
+        b.get(b.base)
+        token = b.csrf()
+        too_big = b.http.post(
+            b.base, data={"csrf_token": token, "username": upn, "password": "x" * 2_000_000}
+        )
+        as_json = b.http.post(b.base, json={"csrf_token": token, "username": upn, "password": PASSWORD})
+        nul = b.http.post(b.base, data={"csrf_token": token, "username": upn + "\x00", "password": PASSWORD})
+        b.get(b.base)
+        junk_passkey = b.post(f"{b.base}/passkey", {"credential": '{"rawId": "AAAA", "response": 7}'})
+        unknown_tenant = b.get("/no-such-tenant.example/signin")
+    assert too_big.status_code == 413 and "too large" in too_big.text
+    assert as_json.status_code == 403
+    assert nul.status_code == 400 and "Enter your user name and password" in nul.text
+    assert junk_passkey.status_code == 400 and "Start the passkey sign-in again" in junk_passkey.text
+    assert unknown_tenant.status_code == 404 and "Organisation not found" in unknown_tenant.text
+    for response in (too_big, as_json, nul, junk_passkey, unknown_tenant):
+        assert response.headers["content-type"].startswith("text/html")
+    assert count(admin.server, "SELECT count(*) FROM sign_ins WHERE user_id = :u", u=user["id"]) == 0
+
+
+def test_a_flow_of_one_tenant_is_nothing_at_another(server: TestServer, admin: TenantHandle) -> None:
+    other = server.tenant(*ADMIN)
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "crosstenant")
+    with Browser(admin) as b:
+        b.get(b.base)
+        token, cookie = b.csrf(), b.http.cookies.get("tp_signin")
+    with Browser(other) as b2:
+        b2.http.cookies.set("tp_signin", cookie or "", path=f"/{other.tenant_id}/")
+        refused = b2.http.post(
+            f"/{other.tenant_id}/signin",
+            data={"csrf_token": token, "username": user["userPrincipalName"], "password": PASSWORD},
+        )
+    assert refused.status_code == 403 and b2.session_cookie is None
+    assert count(server, "SELECT count(*) FROM sign_ins WHERE user_id = :u", u=user["id"]) == 0

@@ -6,14 +6,16 @@ JSON, except the WebAuthn options that the page's script fetches."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.deps import DbSession
+from trustplane.core.bodies import read_body
 from trustplane.core.clock import utcnow
-from trustplane.core.errors import NotFound
+from trustplane.core.errors import NotFound, PayloadTooLarge
 from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
 from trustplane.directory.service import MIN_PASSWORD_LENGTH, resolve_tenant
@@ -100,16 +102,23 @@ def tenant_id_safe(tenant: str) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form; anything else or oversized fields read as empty (the CSRF check then refuses)."""
-    if not request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    """The urlencoded form, read within the body limit (``PayloadTooLarge`` beyond it). Another content type,
+    a malformed body, fields repeated, oversized or carrying U+0000 read as absent (the CSRF check or the
+    step then refuses them as bad input)."""
+    raw = await read_body(request)
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return {}
     try:
-        form = await request.form(max_files=0, max_fields=16)
-    except Exception:  # a malformed body is bad input, answered by the CSRF refusal below
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=16)
+    except (UnicodeDecodeError, ValueError):
         return {}
-    return {k: v for k, v in form.items() if isinstance(v, str) and len(v) <= MAX_FORM_FIELD}
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form or len(value) > MAX_FORM_FIELD or "\x00" in value:
+            form[name] = ""
+        else:
+            form[name] = value
+    return form
 
 
 def _csrf_refused(page: _Page) -> HTMLResponse:
@@ -127,7 +136,10 @@ async def _checked(
     page = await _page(request, session, tenant)
     if isinstance(page, HTMLResponse):
         return page
-    form = await _form(request)
+    try:
+        form = await _form(request)
+    except PayloadTooLarge:
+        return page.message("The form is too large", "The form sent is too large. Nothing was changed.", 413)
     if page.flow is None or not service.csrf_valid(page.token, form.get("csrf_token")):
         return _csrf_refused(page)
     if stages and page.flow.stage not in stages:

@@ -100,8 +100,10 @@ def verify_registration(
             expected_origin=rp.origin,
             require_user_verification=True,
         )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
+    except InvalidRegistrationResponse as exc:
         raise WebAuthnError(f"The passkey could not be verified: {exc}") from exc
+    except Exception as exc:  # malformed input of any shape (bad base64, CBOR, JSON types) is a refusal
+        raise WebAuthnError("The passkey's answer was malformed.") from exc
     aaguid = str(verified.aaguid).lower()
     if allowed_aaguids is not None and aaguid not in allowed_aaguids:
         raise WebAuthnError(
@@ -156,6 +158,8 @@ def verify_authentication(
             credential_current_sign_count=stored.sign_count,
             require_user_verification=True,
         )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
+    except InvalidAuthenticationResponse as exc:
         raise WebAuthnError(f"The passkey could not be verified: {exc}") from exc
+    except Exception as exc:  # malformed input of any shape is a refusal, never a server error
+        raise WebAuthnError("The passkey's answer was malformed.") from exc
     return int(verified.new_sign_count)
