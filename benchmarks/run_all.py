@@ -69,7 +69,7 @@ def machine() -> str:
 
 HERE = Path(__file__).resolve().parent
 # The benchmarks of the other parts, run as scripts in this order after the directory benchmark.
-OTHER_BENCHES = ("scim", "access", "protection", "discovery", "idp_signin", "alerts")
+OTHER_BENCHES = ("scim", "access", "protection", "discovery", "idp_signin", "idp_token", "alerts")
 
 
 def run_other(name: str) -> bool:

@@ -3,6 +3,7 @@ Secrets are shown once and stored as argon2id hashes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -96,13 +97,46 @@ async def authenticate_client(
     return app
 
 
+class VerifiedClientSecrets:
+    """Client secrets once verified with argon2id, remembered by the SHA-256 of the secret, per secret row.
+
+    Safe because a client secret is 240 random bits (``random_secret(30)``): for such a secret SHA-256 is
+    as strong as argon2id (nothing to brute-force), and the digest lives only in this process's memory.
+    The secret rows are still read on every request, so a deleted or expired secret stops working at once;
+    the key includes the stored hash, so a row can never vouch for another secret; a wrong secret is never
+    remembered. argon2id then costs one verification per secret per process instead of one per token
+    (docs/benchmarks.md, "Single sign-on: token endpoint")."""
+
+    _MAX = 4096
+
+    def __init__(self) -> None:
+        self._digests: dict[tuple[str, str], bytes] = {}
+
+    async def matches(self, stored: ClientSecret, secret: str) -> bool:
+        key = (stored.id, stored.secret_hash)
+        digest = hashlib.sha256(secret.encode()).digest()
+        known = self._digests.get(key)
+        if known is not None:
+            return hmac.compare_digest(known, digest)
+        # argon2id takes tens of milliseconds by design: off the event loop.
+        if not await asyncio.to_thread(verify_secret, stored.secret_hash, secret):
+            return False
+        if len(self._digests) >= self._MAX:
+            self._digests.clear()  # bounded; a miss only costs one argon2id verification
+        self._digests[key] = digest
+        return True
+
+
+VERIFIED_CLIENT_SECRETS = VerifiedClientSecrets()
+
+
 async def client_secret_matches(session: AsyncSession, tenant_id: str, app: Application, secret: str) -> bool:
-    """Whether ``secret`` is one of the app's unexpired client secrets (argon2id verification)."""
+    """Whether ``secret`` is one of the app's unexpired client secrets."""
     now = utcnow()
     for stored in await ClientSecretRepository(session, tenant_id).for_application(app.id):
         if stored.expires_at is not None and stored.expires_at < now:
             continue
-        if verify_secret(stored.secret_hash, secret):
+        if await VERIFIED_CLIENT_SECRETS.matches(stored, secret):
             return True
     return False
 
