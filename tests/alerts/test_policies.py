@@ -4,7 +4,7 @@ provisioning become activities with MCAS's fields."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +17,8 @@ from trustplane.protection import service as protection
 from trustplane.protection.service import SignInAttempt
 
 TOR_EXIT = "185.220.101.1"
+LONDON = {"latitude": 51.5074, "longitude": -0.1278}
+SYDNEY = {"latitude": -33.8688, "longitude": 151.2093}
 CLEANER = Actor(type="app", id="cleanup-script", name="Cleanup script")
 
 
@@ -180,3 +182,20 @@ def test_webhook_subscriptions_validate_and_are_tenant_scoped(
     other = server.tenant()
     with mcas(server, other) as client:
         assert client.get("/api/v1/webhooks/").json()["data"] == []
+
+
+def test_impossible_travel_found_offline_raises_its_alert(server: TestServer, tenant: TenantHandle) -> None:
+    from tests.protection.support import T0
+    from tests.protection.support import assess as protected_sign_in
+
+    user = make_user(server, tenant.tenant_id, "traveller")
+    for n in range(11):  # the learning period: ten sign-ins at home, one a day; then home again at T0
+        protected_sign_in(server, tenant.tenant_id, user, at=T0 - timedelta(days=10 - n), **LONDON)
+    wait_ingested(server, tenant.tenant_id)
+    assert policy_alerts(server, tenant.tenant_id, "impossibleTravel") == []
+    protected_sign_in(
+        server, tenant.tenant_id, user, ip_address="1.128.0.10", at=T0 + timedelta(hours=1), **SYDNEY
+    )
+    wait_ingested(server, tenant.tenant_id)  # the offline-detection job, then its event's ingestion
+    ((subject, _, description),) = policy_alerts(server, tenant.tenant_id, "impossibleTravel")
+    assert subject == f"user:{user.id}" and user.user_principal_name in description
