@@ -514,5 +514,97 @@ def protection_age_out(tenant: TenantOpt = None, as_json: JsonOpt = False) -> No
     _emit(as_json, {"changed": changed}, f"{changed} users' low risk aged out")
 
 
+signin_cli = typer.Typer(
+    help="Sign-in: passwords, passkey attestation policy, smart lockout.", no_args_is_help=True
+)
+app.add_typer(signin_cli, name="signin")
+
+
+@signin_cli.command("policy")
+def signin_policy(
+    allow_aaguid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-aaguid", help="An authenticator model (AAGUID) allowed to register; repeatable."
+        ),
+    ] = None,
+    default_authenticators: Annotated[
+        bool, typer.Option("--default-authenticators", help="Back to the shipped list of security keys.")
+    ] = False,
+    any_authenticator: Annotated[
+        bool, typer.Option("--any-authenticator", help="Allow every authenticator model.")
+    ] = False,
+    lockout_threshold: Annotated[
+        int | None, typer.Option("--lockout-threshold", help="Failed passwords before a lockout.")
+    ] = None,
+    lockout_seconds: Annotated[
+        int | None, typer.Option("--lockout-seconds", help="The first lockout's length (doubles each time).")
+    ] = None,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or change the tenant's sign-in policy (passkey models allowed, smart lockout)."""
+    from trustplane.idp.signin import service as signin
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        found = await _tenant(db, tenant)
+        async with db.session() as session:
+            policy = await signin.set_policy(
+                session,
+                found.id,
+                allowed_aaguids=[] if any_authenticator else allow_aaguid,
+                lockout_threshold=lockout_threshold,
+                lockout_seconds=lockout_seconds,
+                default_aaguids=default_authenticators,
+            )
+            return {
+                "allowedAaguids": policy.allowed_aaguids,
+                "lockoutThreshold": policy.lockout_threshold,
+                "lockoutSeconds": policy.lockout_seconds,
+            }
+
+    shown = _run(run)
+    models = shown["allowedAaguids"]
+    which = "the default security keys" if models is None else ("any" if not models else ", ".join(models))
+    _emit(
+        as_json,
+        shown,
+        f"passkeys: {which}; lockout after {shown['lockoutThreshold']} failures, "
+        f"{shown['lockoutSeconds']} s at first",
+    )
+
+
+@signin_cli.command("set-password")
+def signin_set_password(
+    user: Annotated[str, typer.Argument(help="The user's id or userPrincipalName.")],
+    force_change: Annotated[
+        bool, typer.Option("--force-change/--no-force-change", help="Ask for a new password at next sign-in.")
+    ] = True,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a user's password (asked for twice, never on the command line); stored argon2id-hashed."""
+    from trustplane.directory import service as directory
+
+    secret = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def run(db: Database, keys: KeyStore) -> str:
+        found = await _tenant(db, tenant)
+        async with db.session() as session:
+            target = await directory.get_user_by_id_or_upn(session, found.id, user)
+            await directory.update_user(
+                session,
+                found.id,
+                CLI_ACTOR,
+                target.id,
+                {"force_change_password": force_change},
+                password=secret,
+            )
+            return target.user_principal_name
+
+    upn = _run(run)
+    _emit(as_json, {"userPrincipalName": upn, "forceChangePassword": force_change}, f"password set for {upn}")
+
+
 if __name__ == "__main__":
     app()

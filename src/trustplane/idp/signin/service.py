@@ -156,12 +156,16 @@ async def set_policy(
     allowed_aaguids: list[str] | None = None,
     lockout_threshold: int | None = None,
     lockout_seconds: int | None = None,
+    default_aaguids: bool = False,
 ) -> SignInPolicy:
-    """Change the tenant's sign-in policy (``allowed_aaguids`` [] allows any model; None keeps it)."""
+    """Change the tenant's sign-in policy (``allowed_aaguids`` [] allows any model, None keeps it;
+    ``default_aaguids`` goes back to the shipped list)."""
     repo = SignInPolicyRepository(session, tenant_id)
     policy = await repo.current()
     if policy is None:
         policy = repo.add(SignInPolicy(allowed_aaguids=None, lockout_threshold=10, lockout_seconds=60))
+    if default_aaguids:
+        policy.allowed_aaguids = None
     if allowed_aaguids is not None:
         cleaned = []
         for value in allowed_aaguids:
