@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from tests.alerts.support import listing, make_user, mcas, wait_ingested, write
 from tests.support.server import TenantHandle, TestServer
-from trustplane.core.events import SYSTEM, Actor
+from trustplane.core.events import SYSTEM, Actor, EventSpec, emit
 from trustplane.directory import service as directory
 from trustplane.protection import service as protection
 
@@ -23,9 +24,17 @@ ACTIONS = {"close_benign": (4, 2), "close_false_positive": (3, 1), "close_true_p
 
 
 def compromise(server: TestServer, tenant_id: str, count: int) -> list[str]:
-    """``count`` users confirmed compromised; the ids of their confirmedCompromise alerts."""
-    users = [make_user(server, tenant_id, f"v{i}") for i in range(count)]
-    write(server, lambda s: protection.confirm_compromised(s, tenant_id, ADMIN, [u.id for u in users]))
+    """``count`` users confirmed compromised (the events protection emits, straight onto the stream); the
+    ids of the confirmedCompromise alerts they raise."""
+
+    async def confirm(session: Any) -> None:
+        for i in range(count):
+            user_id = str(uuid.uuid4())
+            data = {"userPrincipalName": f"v{i}-{user_id[:6]}@example.com"}
+            spec = EventSpec("protection.risky_user.confirmed_compromised", "riskyUser", user_id, data)
+            await emit(session, tenant_id, ADMIN, spec)
+
+    write(server, confirm)
     wait_ingested(server, tenant_id)
     return [
         str(r[0])
@@ -46,7 +55,7 @@ def statuses(server: TestServer, tenant_id: str) -> dict[str, int]:
 def test_close_action(server: TestServer, tenant: TenantHandle, action: str, mode: str) -> None:
     resolved, reason = ACTIONS[action]
     ids = compromise(server, tenant.tenant_id, 3)
-    before = statuses(server, tenant.tenant_id)  # also three riskyUser alerts, which stay open
+    before = statuses(server, tenant.tenant_id)
     body: dict[str, Any] = {"comment": f"{mode} close"}
     if reason is not None:
         body["reasonId"] = reason

@@ -124,7 +124,7 @@ def _user_created_jobs(url: str, user_id: str) -> list[tuple[object, ...]]:
                 if url.startswith("postgresql")
                 else "json_extract(j.payload, '$.event_id')"
             )
-            + " WHERE e.subject_id = :uid AND e.type = 'directory.user.created'",
+            + " WHERE e.subject_id = :uid AND e.type = 'directory.user.created' AND j.kind = 'audit.record'",
             uid=user_id,
         )
     )
