@@ -197,3 +197,37 @@ def test_pages_are_accessible_and_self_contained(admin: TenantHandle) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert missing.status_code == 404
+
+
+def test_security_info_sets_up_an_authenticator_and_then_wants_it_before_changes(admin: TenantHandle) -> None:
+    with admin.client() as c:
+        user = make_user(c, admin.domain, "hank")
+    upn = user["userPrincipalName"]
+    with Browser(admin) as b:
+        b.follow(b.sign_in(upn))
+        enrol = b.get(f"{b.base}/totp")
+        secret = secret_on(enrol)
+        codes = b.post(f"{b.base}/totp", {"code": code_for(secret)})
+        assert len(recovery_codes_on(codes)) == 10
+        info = b.get(f"{b.base}/security-info")
+        assert info.status_code == 200 and "Replace your authenticator app" in info.text
+    assert admin.server.scalar("SELECT count(*) FROM totp_credentials WHERE user_id = :u", u=user["id"]) == 1
+    with Browser(admin) as b:  # a password-only session must prove the second factor before changes
+        b.sign_in(upn)
+        step_up = b.get(f"{b.base}/security-info")
+        assert step_up.status_code == 303 and step_up.headers["location"].endswith("/signin/mfa")
+        b.follow(step_up)
+        back = b.post(f"{b.base}/mfa", {"method": "totp", "code": code_for(secret, 1)})
+        assert back.status_code == 303 and back.headers["location"].endswith("/signin/security-info")
+        assert "Replace your authenticator app" in b.follow(back).text
+    amr = admin.server.rows(
+        "SELECT amr FROM browser_sessions WHERE user_id = :u ORDER BY created_at DESC LIMIT 1", u=user["id"]
+    )
+    assert "otp" in str(amr[0][0])
+
+
+def test_security_info_without_a_session_goes_to_sign_in(admin: TenantHandle) -> None:
+    with Browser(admin) as b:
+        answer = b.get(f"{b.base}/security-info")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"{b.base}?return_to=%2F{admin.tenant_id}%2Fsignin%2Fsecurity-info"

@@ -452,6 +452,7 @@ async def security_info_page(tenant: str, request: Request, session: AsyncSessio
     if page.flow is None or page.flow.stage != "security_info" or page.flow.user_id != user.id:
         flow, token = await service.start_flow(session, page.tenant_id, return_to=None, user_id=user.id)
         flow.stage = "security_info"
+        flow.session_id = browser.id
         page.flow, page.token = flow, token
     return page.render(
         "security_info.html",

@@ -513,6 +513,14 @@ async def confirm_totp_enrolment(
     flow.pending_totp_secret = None
     codes = await issue_recovery_codes(session, tenant_id, user.id)
     if flow.stage == "security_info":
+        # Proving the new authenticator is a second factor: the session it was added from now has one.
+        browser = (
+            await sessions.BrowserSessionRepository(session, tenant_id).get(flow.session_id)
+            if flow.session_id
+            else None
+        )
+        if browser is not None and browser.user_id == user.id and browser.revoked_at is None:
+            await sessions.add_mfa(session, browser, "otp", now=now)
         await session.flush()
         return Outcome("security_info"), codes
     flow.amr = [*flow.amr, "otp", "mfa"]
