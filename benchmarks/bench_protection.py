@@ -1,29 +1,39 @@
 """Identity protection: a sign-in simulator, the sign-in risk score's quality per attacker kind, and the
 cost of ``protection.service.assess``.
 
-The simulator generates legitimate users with habits — a home country, a home ISP and a mobile carrier
-(ASNs of that country), one to three home addresses, a mobile address that changes within the carrier, one
-to three devices (browser family, OS) whose browser versions move forward over time, now and then a trip
-abroad — and three kinds of attacker against random victims (after Wiefling et al.): *naive* (a random
-address anywhere, a random popular user agent), *VPN* (addresses of anonymising services, which IP
-intelligence flags) and *targeted* (an address in the victim's country and the victim's browser family and
-OS). Sign-ins of all users are interleaved in time order; each is scored against the user's history as it
-stood then (the Freeman et al. model in ``protection.features``, plus the anonymizedIPAddress detection, as
-``assess`` combines them: the risk score is the unfamiliar-properties score, raised to the medium level's
-floor when a real-time detection fires); legitimate sign-ins are learned, attacks are not.
+The simulator generates legitimate users with habits — a home country and city, a home ISP and a mobile
+carrier (ASNs of that country), one to three home addresses, a mobile address that changes within the
+carrier (now and then in another city), one to three devices (browser family, OS, and the identifier the
+identity provider sees: a registered device or a persistent browser cookie) whose browser versions move
+forward, an identifier that is reset now and then (2% of sign-ins: cookies cleared, a new profile), a new
+device bought during the period (40% of users), sign-ins mostly in working hours of their own time zone
+(85%), a different in-country network in about 5% of sign-ins (30% of those in another city), now and then
+a trip abroad — and three kinds of attacker against random victims (after Wiefling et al.), each on their
+own machine and at any hour: *naive* (a random address anywhere, a random popular user agent), *VPN*
+(addresses of anonymising services, which IP intelligence flags) and *targeted* (an address in the victim's
+country, in a city drawn as people live, and the victim's browser family and OS at the current release).
+These habits are ours, not measured from real logins. Sign-ins of all users are interleaved in time order;
+each is scored against the user's history as it stood then, with the paper's model (Freeman et al.: IP and
+user-agent groups) and with the full model ``assess`` uses (plus device, location and hour), both on the
+same counts; the risk score is the model's score, raised to the medium level's floor when the
+anonymizedIPAddress detection fires; legitimate sign-ins are learned, attacks are not. The model has no
+fitted parameters; seed 7 is the population it was built against, other seeds are held out.
 
 Figures, each beside a yardstick measured in the same run:
 * ROC AUC of the sign-in risk score per attacker kind, beside a naive rule's AUC ("the address or the user
   agent was never seen for this user": 1 or 0);
 * the share of each attacker kind caught at the threshold that challenges at most 5% of legitimate sign-ins
-  (Wiefling et al. report > 99% of targeted attackers blocked at that kind of rate, on real logins);
+  (Wiefling et al. report > 99% of targeted attackers blocked at that kind of rate, on real logins), and at
+  the detectors' own medium level (absolute, or rarer than 1 in 100 of the tenant's scored sign-ins);
+* the mean log10 likelihood ratio of each feature group per kind (which signals separate which attacker);
 * what ``assess`` computes (IP intelligence, features, model, every detector) without the database, beside
   one IP-intelligence lookup;
-* ``assess`` latency (p50 / p99, one transaction per sign-in, SQLite in a temporary directory by default,
-  PostgreSQL with ``--postgres``) beside reading one user by id in its own transaction and beside the
-  smallest durable write (one event row committed) on the same database.
+* ``assess`` latency (p50 / p99 of the call, and of the whole transaction with its commit; one transaction
+  per sign-in, SQLite in a temporary directory by default, PostgreSQL with ``--postgres``) beside reading
+  one user by id in its own transaction and beside the smallest durable write (one event row committed).
 
     python benchmarks/bench_protection.py [--quick] [--users 10000] [--sign-ins 1000000] [--attacks 30000]
+        [--seed 7] [--sim-only] [--postgres postgresql+asyncpg://…]
 """
 
 from __future__ import annotations
@@ -609,39 +619,44 @@ def main() -> None:
     parser.add_argument("--db-users", type=int, default=200, help="users for the assess() latency run")
     parser.add_argument("--timed", type=int, default=2000, help="assess() calls timed")
     parser.add_argument("--postgres", default="", help="a postgresql+asyncpg:// URL for the latency run")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="7 is the population the model was built on")
+    parser.add_argument("--sim-only", action="store_true", help="the simulator's figures only (no timing)")
+    parser.add_argument("--timing-only", action="store_true", help="the cost of assess only (no simulator)")
     args = parser.parse_args()
     if args.quick:
         args.users, args.sign_ins, args.attacks, args.db_users, args.timed = 500, 30_000, 3_000, 40, 300
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    sim = simulate(args)
-    print(
-        f"simulated {sim['sign_ins']:,} sign-ins ({sim['legit_sign_ins']:,} legitimate) "
-        f"of {sim['users']:,} users; {sim['scored']:,} scored after the learning period; "
-        f"simulation + features + model {sim['score_us']:.1f} us a sign-in"
-    )
-    for name, label in (
-        ("freeman", "Freeman et al. (IP and user-agent groups)"),
-        ("full", "full model (+ device, location, hour)"),
-    ):
-        m = sim["models"][name]
+    if not args.timing_only:
+        sim = simulate(args)
         print(
-            f"{label}: threshold {m['threshold']:.4f} challenges {m['challenged']:.2%} of legitimate "
-            f"sign-ins; the detectors' medium level or above (assess's levels) {m['medium']:.2%}"
+            f"simulated {sim['sign_ins']:,} sign-ins ({sim['legit_sign_ins']:,} legitimate) "
+            f"of {sim['users']:,} users; {sim['scored']:,} scored after the learning period; "
+            f"simulation + features + model {sim['score_us']:.1f} us a sign-in"
         )
-        print(
-            f"  {'attacker':<10} {'n':>7} {'ROC AUC':>8} {'naive-rule AUC':>15} {'AUC ratio':>10} "
-            f"{'caught at <=5%':>15} {'caught at medium':>17}"
-        )
-        for kind, r in m["kinds"].items():
+        for name, label in (
+            ("freeman", "Freeman et al. (IP and user-agent groups)"),
+            ("full", "full model (+ device, location, hour)"),
+        ):
+            m = sim["models"][name]
             print(
-                f"  {kind:<10} {r['n']:>7,} {r['auc']:>8.4f} {r['baseline_auc']:>15.4f} "
-                f"{r['auc'] / r['baseline_auc']:>10.3f} {r['caught']:>15.2%} {r['caught_medium']:>17.2%}"
+                f"{label}: threshold {m['threshold']:.3g} challenges {m['challenged']:.2%} of legitimate "
+                f"sign-ins; the detectors' medium level or above (assess's levels) {m['medium']:.2%}"
             )
-    print("mean log10 likelihood ratio (attack / legit) per feature group, every 10th scored sign-in:")
-    print("  " + " ".join(f"{g:>14}" for g in ["kind", *GROUP_NAMES]))
-    for kind, means in sim["parts"].items():
-        print("  " + " ".join(f"{x:>14}" for x in [kind, *(f"{v:+.2f}" for v in means)]))
+            print(
+                f"  {'attacker':<10} {'n':>7} {'ROC AUC':>8} {'naive-rule AUC':>15} {'AUC ratio':>10} "
+                f"{'caught at <=5%':>15} {'caught at medium':>17}"
+            )
+            for kind, r in m["kinds"].items():
+                print(
+                    f"  {kind:<10} {r['n']:>7,} {r['auc']:>8.4f} {r['baseline_auc']:>15.4f} "
+                    f"{r['auc'] / r['baseline_auc']:>10.3f} {r['caught']:>15.2%} {r['caught_medium']:>17.2%}"
+                )
+        print("mean log10 likelihood ratio (attack / legit) per feature group, every 10th scored sign-in:")
+        print("  " + " ".join(f"{g:>14}" for g in ["kind", *GROUP_NAMES]))
+        for kind, means in sim["parts"].items():
+            print("  " + " ".join(f"{x:>14}" for x in [kind, *(f"{v:+.2f}" for v in means)]))
+    if args.sim_only:
+        return
     comp = compute_latency(args)
     print(
         f"assess() computation without the database ({comp['n']:,} sign-ins): p50 {comp['p50_us']:.1f} us, "

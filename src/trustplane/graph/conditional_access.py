@@ -14,7 +14,7 @@ from trustplane.access import schemas, service, templates, what_if
 from trustplane.access.models import ConditionalAccessPolicy, NamedLocation
 from trustplane.access.repository import NamedLocationRepository, PolicyRepository
 from trustplane.auth import permissions as perm
-from trustplane.auth.deps import DbSession, requires
+from trustplane.auth.deps import DbSession, ReadSession, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import NotFound
@@ -96,7 +96,7 @@ def _entity(request: Request, etype: EntityType, row: Any, fragment: str) -> dic
 
 @router.get("/policies", summary="List conditional access policies")
 async def list_policies(
-    request: Request, principal: Principal = READ, session: AsyncSession = DbSession
+    request: Request, principal: Principal = READ, session: AsyncSession = ReadSession
 ) -> Response:
     base = PolicyRepository(session, principal.tenant_id).select()
     return json(await list_collection(request, session, POLICY, base, "identity/conditionalAccess/policies"))
@@ -119,7 +119,7 @@ async def create_policy(
 
 @router.get("/policies/{policy_id}", summary="Get a conditional access policy")
 async def get_policy(
-    policy_id: str, request: Request, principal: Principal = READ, session: AsyncSession = DbSession
+    policy_id: str, request: Request, principal: Principal = READ, session: AsyncSession = ReadSession
 ) -> Response:
     policy = await service.get_policy(session, principal.tenant_id, policy_id)
     return json(_entity(request, POLICY, policy, "identity/conditionalAccess/policies/$entity"))
@@ -147,7 +147,7 @@ async def delete_policy(
 
 @router.get("/namedLocations", summary="List named locations")
 async def list_locations(
-    request: Request, principal: Principal = READ, session: AsyncSession = DbSession
+    request: Request, principal: Principal = READ, session: AsyncSession = ReadSession
 ) -> Response:
     base = NamedLocationRepository(session, principal.tenant_id).select()
     page = await list_collection(
@@ -174,7 +174,7 @@ async def create_location(
 
 @router.get("/namedLocations/{location_id}", summary="Get a named location")
 async def get_location(
-    location_id: str, request: Request, principal: Principal = READ, session: AsyncSession = DbSession
+    location_id: str, request: Request, principal: Principal = READ, session: AsyncSession = ReadSession
 ) -> Response:
     location = await service.get_location(session, principal.tenant_id, location_id)
     item = _entity(request, LOCATION, location, "identity/conditionalAccess/namedLocations/$entity")

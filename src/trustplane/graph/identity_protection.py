@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth import permissions as perm
-from trustplane.auth.deps import DbSession, requires
+from trustplane.auth.deps import DbSession, ReadSession, requires
 from trustplane.auth.permissions import Principal
 from trustplane.core.bodies import read_json_object
 from trustplane.core.errors import BadRequest, NotFound
@@ -257,7 +257,7 @@ async def _risky_user(session: AsyncSession, tenant_id: str, user_id: str) -> Ri
 
 @router.get("/identityProtection/riskyUsers", summary="List risky users")
 async def list_risky_users(
-    request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = DbSession
+    request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = ReadSession
 ) -> Response:
     base = RiskyUserRepository(session, principal.tenant_id).select()
     return _answer(
@@ -311,7 +311,10 @@ async def dismiss(
 
 @router.get("/identityProtection/riskyUsers/{user_id}", summary="Get a risky user")
 async def get_risky_user(
-    user_id: str, request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = DbSession
+    user_id: str,
+    request: Request,
+    principal: Principal = READ_RISKY_USERS,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     row = await _risky_user(session, principal.tenant_id, user_id)
     return _answer(request, entity_body(request, RISKY_USER, row, "identityProtection/riskyUsers/$entity"))
@@ -319,7 +322,10 @@ async def get_risky_user(
 
 @router.get("/identityProtection/riskyUsers/{user_id}/history", summary="List a risky user's history")
 async def list_history(
-    user_id: str, request: Request, principal: Principal = READ_RISKY_USERS, session: AsyncSession = DbSession
+    user_id: str,
+    request: Request,
+    principal: Principal = READ_RISKY_USERS,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     await _risky_user(session, principal.tenant_id, user_id)
     base = (
@@ -336,7 +342,7 @@ async def list_history(
 
 @router.get("/identityProtection/riskDetections", summary="List risk detections")
 async def list_risk_detections(
-    request: Request, principal: Principal = READ_RISK_EVENTS, session: AsyncSession = DbSession
+    request: Request, principal: Principal = READ_RISK_EVENTS, session: AsyncSession = ReadSession
 ) -> Response:
     base = RiskDetectionRepository(session, principal.tenant_id).select()
     return _answer(
@@ -350,7 +356,7 @@ async def get_risk_detection(
     detection_id: str,
     request: Request,
     principal: Principal = READ_RISK_EVENTS,
-    session: AsyncSession = DbSession,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     row = (
         await RiskDetectionRepository(session, principal.tenant_id).get(detection_id)
@@ -369,7 +375,7 @@ async def get_risk_detection(
 
 @router.get("/auditLogs/signIns", summary="List sign-ins (newest first)")
 async def list_sign_ins(
-    request: Request, principal: Principal = READ_SIGN_INS, session: AsyncSession = DbSession
+    request: Request, principal: Principal = READ_SIGN_INS, session: AsyncSession = ReadSession
 ) -> Response:
     base = SignInRepository(session, principal.tenant_id).select()
     return _answer(request, await list_collection(request, session, SIGN_IN, base, "auditLogs/signIns"))
@@ -377,7 +383,10 @@ async def list_sign_ins(
 
 @router.get("/auditLogs/signIns/{sign_in_id}", summary="Get a sign-in")
 async def get_sign_in(
-    sign_in_id: str, request: Request, principal: Principal = READ_SIGN_INS, session: AsyncSession = DbSession
+    sign_in_id: str,
+    request: Request,
+    principal: Principal = READ_SIGN_INS,
+    session: AsyncSession = ReadSession,
 ) -> Response:
     row = (
         await SignInRepository(session, principal.tenant_id).get(sign_in_id) if is_uuid(sign_in_id) else None
