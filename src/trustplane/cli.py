@@ -330,6 +330,52 @@ def apps_create(
     )
 
 
+@apps_cli.command("create-sso")
+def apps_create_sso(
+    name: Annotated[str, typer.Option(help="Display name of the app (shown on the consent page).")],
+    redirect_uri: Annotated[
+        list[str], typer.Option(help="A redirect URI, matched exactly (also post-logout); repeat for more.")
+    ],
+    public: Annotated[
+        bool, typer.Option(help="A public client (SPA, native): no secret, PKCE required.")
+    ] = False,
+    admin_consent: Annotated[
+        bool, typer.Option(help="Consent for every user of the tenant (profile, email): no consent page.")
+    ] = False,
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an app that users sign in to (OpenID Connect, authorization code with PKCE)."""
+    from trustplane.idp.oauth.service import grant_admin_consent, register_client
+
+    async def run(db: Database, keys: KeyStore) -> dict[str, Any]:
+        row = await _tenant(db, tenant)
+        async with db.session() as session:
+            issued = await register_client(
+                session, row.id, CLI_ACTOR, name=name, redirect_uris=redirect_uri, public=public
+            )
+            if admin_consent:
+                await grant_admin_consent(
+                    session, row.id, CLI_ACTOR, issued.application_id, ["profile", "email"]
+                )
+        return {
+            "tenant_id": row.id,
+            "client_id": issued.client_id,
+            "client_secret": issued.client_secret,
+            "redirect_uris": redirect_uri,
+            "public": public,
+        }
+
+    result = _run(run)
+    secret = result["client_secret"] or "(none: a public client)"
+    _emit(
+        as_json,
+        result,
+        f"tenant id:     {result['tenant_id']}\nclient id:     {result['client_id']}\n"
+        f"client secret: {secret}   (shown once)",
+    )
+
+
 @tokens_cli.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option(help="A name that says who uses the token.")],
