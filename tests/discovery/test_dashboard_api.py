@@ -94,14 +94,17 @@ def test_risk_overview_counts_apps_per_score_and_band(
     reader, stream_id = reported
     body = get(server, reader, report_path(stream_id, "risk")).json()
     bands = {b["band"]: b for b in body["bands"]}
-    # Dropbox: one sourced fact (SOC 3) scores 10; MEGA and Slack have no sourced fact, so no score.
-    assert bands["low"]["appCount"] == 1 and bands["low"]["transactionCount"] == 3
-    assert bands["unscored"]["appCount"] == 2 and bands["high"]["appCount"] == 0
-    assert {(s["riskScore"], s["appCount"]) for s in body["byScore"]} == {(10, 1), (None, 2)}
+    # Dropbox (SOC 3) and Slack (ISO 27001, 27018) have only positive sourced facts and score 10; MEGA has
+    # no sourced fact, so no score.
+    assert bands["low"]["appCount"] == 2 and bands["low"]["transactionCount"] == 3 + 1
+    assert bands["unscored"]["appCount"] == 1 and bands["high"]["appCount"] == 0
+    assert {(s["riskScore"], s["appCount"]) for s in body["byScore"]} == {(10, 2), (None, 1)}
     with mcas(server, reader.api_token(WRITE)) as c:  # an override moves the app to its band
         c.patch("/api/v1/discovery/apps/mega/", json={"riskScoreOverride": 2})
+        c.patch("/api/v1/discovery/apps/slack/", json={"riskScoreOverride": 6})
     bands = {b["band"]: b for b in get(server, reader, report_path(stream_id, "risk")).json()["bands"]}
-    assert bands["high"]["appCount"] == 1 and bands["unscored"]["appCount"] == 1
+    assert bands["high"]["appCount"] == 1 and bands["medium"]["appCount"] == 1
+    assert bands["low"]["appCount"] == 1 and bands["unscored"]["appCount"] == 0
 
 
 @pytest.mark.parametrize(

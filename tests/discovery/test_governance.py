@@ -137,9 +137,9 @@ def test_governance_change_is_audited_with_before_and_after(server: TestServer, 
 
 def test_risk_override_replaces_the_score_of_that_app_only(server: TestServer, tenant: TenantHandle) -> None:
     with client(server, tenant) as c:
-        assert c.get("/api/v1/discovery/apps/box/").json()["riskScore"] is None  # nothing sourced: unscored
+        assert c.get("/api/v1/discovery/apps/pcloud/").json()["riskScore"] is None  # nothing sourced
         body = c.patch(
-            "/api/v1/discovery/apps/box/", json={"riskScoreOverride": 9, "note": "approved"}
+            "/api/v1/discovery/apps/pcloud/", json={"riskScoreOverride": 9, "note": "approved"}
         ).json()
         assert (body["riskScore"], body["riskScoreOverridden"], body["note"]) == (9, True, "approved")
         dropbox = c.get("/api/v1/discovery/apps/dropbox/").json()
