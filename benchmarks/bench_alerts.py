@@ -64,7 +64,9 @@ ACTIONS = [
 SECONDARY = [
     "ix_activities_tenant_timestamp",
     "ix_activities_tenant_user_timestamp",
+    "ix_activities_tenant_user_action_timestamp",
     "ix_activities_tenant_app_timestamp",
+    "ix_activities_tenant_app_action_timestamp",
     "ix_activities_tenant_action_timestamp",
     "ix_activities_tenant_ip_timestamp",
 ]
@@ -116,7 +118,7 @@ async def fill(conn: asyncpg.Connection, tenant_id: str, rows: int, now_ms: int)
     for name in SECONDARY:
         await conn.execute(definitions[name])
     await conn.execute("SELECT setval(pg_get_serial_sequence('activities', 'seq'), $1)", rows)
-    await conn.execute("ANALYZE activities")
+    await conn.execute("VACUUM (ANALYZE) activities")  # the steady state autovacuum keeps
     print(
         f"   inserted in {index_started - started:.0f} s, indexes built in "
         f"{time.perf_counter() - index_started:.0f} s",
@@ -313,33 +315,45 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--database", help="measure again on a database kept by --keep (no fill)")
     args = parser.parse_args()
 
-    name = f"trustplane_bench_alerts_{os.getpid()}"
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    name = args.database or f"trustplane_bench_alerts_{os.getpid()}"
+    if not args.database:
+        admin = await asyncpg.connect(ADMIN)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
     pg_url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
     db = Database(pg_url.replace("postgresql://", "postgresql+asyncpg://"), pool_size=4)
     try:
         await upgrade(db.engine)
-        async with db.session() as session:
-            tenant = await create_tenant(session, KeyStore(3600), name="Bench", domain="bench.example")
-        print(f"== alerts: {args.rows:,} activities on PostgreSQL ({name})", flush=True)
-        now_ms = int(time.time() * 1000)
         conn = await asyncpg.connect(pg_url)
         try:
-            await fill(conn, tenant.id, args.rows, now_ms)
+            if args.database:
+                tenant_id, now_ms = await conn.fetchrow(
+                    "SELECT tenant_id, max(timestamp) FROM activities WHERE id LIKE 'b%' GROUP BY tenant_id"
+                )
+                rows = await conn.fetchval("SELECT count(*) FROM activities WHERE tenant_id = $1", tenant_id)
+                print(f"== alerts: {rows:,} activities on PostgreSQL ({name}, kept)", flush=True)
+            else:
+                async with db.session() as session:
+                    tenant = await create_tenant(
+                        session, KeyStore(3600), name="Bench", domain="bench.example"
+                    )
+                tenant_id, now_ms = tenant.id, int(time.time() * 1000)
+                print(f"== alerts: {args.rows:,} activities on PostgreSQL ({name})", flush=True)
+                await fill(conn, tenant_id, args.rows, now_ms)
         finally:
             await conn.close()
-        await measure_list(db, pg_url, tenant.id, args.samples, now_ms)
+        await measure_list(db, pg_url, tenant_id, args.samples, now_ms)
         async with db.session() as session:
-            other = await create_tenant(session, KeyStore(3600), name="Ingest", domain="ingest.example")
+            suffix = uuid.uuid4().hex[:8]
+            other = await create_tenant(session, KeyStore(3600), name="Ingest", domain=f"i{suffix}.example")
         print(f"== alerts: policy evaluation on the event stream ({args.events:,} events)", flush=True)
         await measure_ingest(db, other.id, args.events)
     finally:
         await db.dispose()
-        if not args.keep:
+        if not args.keep and not args.database:
             admin = await asyncpg.connect(ADMIN)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()

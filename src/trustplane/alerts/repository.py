@@ -42,6 +42,24 @@ class _Listing:
 class ActivityRepository(_Listing, TenantRepository[Activity]):
     model = Activity
 
+    async def page(
+        self,
+        conditions: Sequence[ColumnElement[bool]],
+        order: Sequence[Any],
+        skip: int,
+        limit: int,
+    ) -> list[Any]:
+        """A page as Core rows (every column by name, no ORM identity): a list only renders them."""
+        table = Activity.__table__
+        stmt = (
+            select(table)
+            .where(table.c.tenant_id == self.tenant_id, *conditions)
+            .order_by(*order)
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).all())
+
     async def existing_parts(self, event_id: str) -> set[int]:
         stmt = self.select(Activity.event_part).where(Activity.event_id == event_id)
         return set((await self.session.execute(stmt)).scalars())

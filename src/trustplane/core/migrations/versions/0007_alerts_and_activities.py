@@ -83,6 +83,18 @@ def upgrade() -> None:
         ["tenant_id", "user_name", "timestamp"],
         unique=False,
     )
+    op.create_index(
+        "ix_activities_tenant_user_action_timestamp",
+        "activities",
+        ["tenant_id", "user_name", "action_type", "timestamp"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_activities_tenant_app_action_timestamp",
+        "activities",
+        ["tenant_id", "app_id", "action_type", "timestamp"],
+        unique=False,
+    )
     op.create_table(
         "alert_baselines",
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
