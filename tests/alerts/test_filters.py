@@ -142,6 +142,16 @@ def test_boolean_eq(client: httpx.Client, data: dict[str, Any]) -> None:
     assert who(client, {"activity.type": {"eq": False}}, data) == {"ann", "bob", "cyd"}
 
 
+def test_entity_filters_take_mcas_entity_objects(client: httpx.Client, data: dict[str, Any]) -> None:
+    bob = data["users"]["bob"]
+    page = listing(client, "/api/v1/activities/", {"filters": {"user.username": {"eq": [upn(data, "bob")]}}})
+    performer = page["data"][0]["user"]["userId"]
+    assert performer == bob.id
+    assert who(client, {"entity": {"eq": [{"id": bob.id, "inst": 0}]}}, data) == {"bob"}
+    assert who(client, {"entity": {"eq": [bob.id]}}, data) == {"bob"}
+    assert "entity ids" in bad(client, "/api/v1/activities/", {"filters": {"entity": {"eq": [{"pk": 1}]}}})
+
+
 def test_several_filters_and_together(client: httpx.Client, data: dict[str, Any]) -> None:
     filters = {
         "date": {"gte_ndays": 30},

@@ -43,6 +43,8 @@ class Field:
     column: Any
     text_columns: tuple[Any, ...] = ()
     custom: Callable[[str, Any], ColumnElement[bool]] | None = None
+    # An MCAS "entity pk" field: a value may be ``{"id": "…", "inst": 0}`` as MCAS writes it, or the id.
+    entity: bool = False
 
 
 def field(type_: str, ops: str, column: Any, **kw: Any) -> Field:
@@ -54,6 +56,10 @@ def _like_escape(value: str) -> str:
 
 
 def _check_scalar(name: str, f: Field, value: Any) -> Any:
+    if f.entity and isinstance(value, dict):
+        if not isinstance(value.get("id"), str) or set(value) - {"id", "inst", "saas"}:
+            raise BadRequest(f'Filter \'{name}\' takes entity ids or {{"id": "…", "inst": 0}} objects.')
+        value = value["id"]
     if f.type == STRING:
         if not isinstance(value, str):
             raise BadRequest(f"Filter '{name}' takes strings; got {value!r}.")

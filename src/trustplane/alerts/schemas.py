@@ -46,14 +46,14 @@ ACTIVITY_FIELDS: dict[str, Field] = {
     "created": field(TIMESTAMP, "lte,gte,range,gt,lt,eq", Activity.created),
     "source": field(INTEGER, "eq,neq", Activity.source),
     "activityObject": field(STRING, "eq,neq", Activity.object_id),
-    "entity": field(STRING, "eq,neq,isset,isnotset,startswith", Activity.user_id),
+    "entity": field(STRING, "eq,neq,isset,isnotset,startswith", Activity.user_id, entity=True),
     "user.username": field(STRING, "eq,neq,isset,isnotset,startswith", Activity.user_name),
     "user.domain": field(STRING, "eq,neq,isset,isnotset", Activity.user_domain),
 }
 
 ALERT_ID = Alert.id
 ALERT_FIELDS: dict[str, Field] = {
-    "entity.entity": field(STRING, "eq,neq", Alert.entity_user),
+    "entity.entity": field(STRING, "eq,neq", Alert.entity_user, entity=True),
     "entity.ip": field(STRING, "eq,neq", Alert.entity_ip),
     "entity.service": field(STRING, "eq,neq", Alert.entity_app),
     "entity.policy": field(STRING, "eq,neq", Alert.policy),
