@@ -63,25 +63,38 @@ async def create_application(
     session: AsyncSession, tenant_id: str, actor: Actor, *, name: str, permissions: list[str]
 ) -> IssuedApp:
     perms = check_permissions(permissions)
-    apps = ApplicationRepository(session, tenant_id)
-    app = apps.add(Application(id=new_id(), app_id=new_id(), display_name=name, permissions=perms))
-    secret = random_secret(30)
-    ClientSecretRepository(session, tenant_id).add(
-        ClientSecret(application_id=app.id, hint=secret[:3], secret_hash=hash_secret(secret))
-    )
+    app = Application(id=new_id(), app_id=new_id(), display_name=name, permissions=perms)
+    secret = await add_application(session, tenant_id, actor, app, with_secret=True)
+    assert secret is not None
+    return IssuedApp(tenant_id, app.id, app.app_id, secret, perms)
+
+
+async def add_application(
+    session: AsyncSession,
+    tenant_id: str,
+    actor: Actor,
+    app: Application,
+    *,
+    with_secret: bool,
+    details: dict[str, object] | None = None,
+) -> str | None:
+    """Store a new app registration (with a client secret, returned once, unless it is a public client)
+    and its ``directory.application.created`` event."""
+    ApplicationRepository(session, tenant_id).add(app)
+    secret = random_secret(30) if with_secret else None
+    if secret is not None:
+        ClientSecretRepository(session, tenant_id).add(
+            ClientSecret(application_id=app.id, hint=secret[:3], secret_hash=hash_secret(secret))
+        )
     await session.flush()
+    data = {"displayName": app.display_name, "appId": app.app_id, "permissions": app.permissions}
     await emit(
         session,
         tenant_id,
         actor,
-        EventSpec(
-            "directory.application.created",
-            "application",
-            app.id,
-            {"displayName": name, "appId": app.app_id, "permissions": perms},
-        ),
+        EventSpec("directory.application.created", "application", app.id, {**data, **(details or {})}),
     )
-    return IssuedApp(tenant_id, app.id, app.app_id, secret, perms)
+    return secret
 
 
 async def authenticate_client(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.clock import to_utc, utcnow
 from trustplane.core.errors import ClaimsChallenge, Unauthenticated
+from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
 from trustplane.idp.oauth.repository import GrantRepository
 from trustplane.idp.sessions import revoke_user_sessions
@@ -62,6 +63,16 @@ async def revoke_user(
     await revoke_user_sessions(session, tenant_id, user_id, reason, keep_session_id=keep_session_id, now=now)
     await GrantRepository(session, tenant_id).revoke_for_user(user_id, reason, now)
     await session.flush()
+
+
+def still_valid(user: User | None, issued_at: datetime) -> bool:
+    """Whether a code or refresh token issued at ``issued_at`` may still be redeemed for ``user``: the user
+    exists, is enabled, and nothing revoked their access since (checked where tokens are redeemed, so it
+    holds within the request after the revocation committed)."""
+    if user is None or not user.account_enabled:
+        return False
+    valid_from = user.sign_in_sessions_valid_from
+    return valid_from is None or to_utc(valid_from) <= to_utc(issued_at)
 
 
 async def check_delegated_token(

@@ -40,7 +40,7 @@ from trustplane.idp.oauth.service import (
     parse_scope,
     require_grant_type,
 )
-from trustplane.idp.revocation import not_before_for
+from trustplane.idp.revocation import not_before_for, still_valid
 from trustplane.idp.sessions import BrowserSessionRepository
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # sliding: each rotation starts a new one, as Entra's
@@ -187,10 +187,7 @@ async def _live_user(ctx: TokenContext, user_id: str, *, issued_at: datetime) ->
     """The user of a code or refresh token, if nothing revoked their access since it was issued
     (continuous access evaluation: checked here, where tokens are redeemed, not by a later job)."""
     user = await UserRepository(ctx.session, ctx.tenant_id).get(user_id)
-    if user is None or not user.account_enabled:
-        raise _bad_grant()
-    valid_from = user.sign_in_sessions_valid_from
-    if valid_from is not None and to_utc(valid_from) > to_utc(issued_at):
+    if user is None or not still_valid(user, issued_at):
         raise _bad_grant()
     return user
 

@@ -19,6 +19,7 @@ from trustplane.directory.models import Application
 from trustplane.directory.repository import UserRepository
 from trustplane.idp.oauth.repository import GrantRepository, RefreshTokenRepository
 from trustplane.idp.oauth.service import digest
+from trustplane.idp.revocation import still_valid
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -79,10 +80,7 @@ async def _refresh_token(
     if row.used_at is not None or to_utc(row.expires_at) <= now:
         return INACTIVE
     user = await UserRepository(session, tenant_id).get(grant.user_id)
-    if user is None or not user.account_enabled:
-        return INACTIVE
-    valid_from = user.sign_in_sessions_valid_from
-    if valid_from is not None and to_utc(valid_from) > to_utc(row.created_at):
+    if user is None or not still_valid(user, row.created_at):
         return INACTIVE
     return {
         "active": True,

@@ -21,11 +21,9 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustplane.auth.permissions import Principal
-from trustplane.auth.secrets import hash_secret, random_secret
 from trustplane.auth.service import (
     ApplicationRepository,
-    ClientSecretRepository,
+    add_application,
     check_permissions,
     client_secret_matches,
 )
@@ -33,7 +31,7 @@ from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound
 from trustplane.core.events import Actor, EventSpec, emit
 from trustplane.core.ids import is_uuid, new_id
-from trustplane.directory.models import Application, ClientSecret
+from trustplane.directory.models import Application
 from trustplane.idp.oauth.models import AuthorizationCode, Consent
 from trustplane.idp.oauth.repository import AuthorizationCodeRepository, ConsentRepository, GrantRepository
 
@@ -116,41 +114,17 @@ async def register_client(
     if AUTHORIZATION_CODE in grants and not uris:
         raise BadRequest("The authorization code grant needs at least one redirect URI.")
     perms = check_permissions(permissions or [])
-    app = ApplicationRepository(session, tenant_id).add(
-        Application(
-            id=new_id(),
-            app_id=new_id(),
-            display_name=name,
-            permissions=perms,
-            redirect_uris=uris,
-            is_public_client=public,
-            grant_types=grants,
-        )
+    app = Application(
+        id=new_id(),
+        app_id=new_id(),
+        display_name=name,
+        permissions=perms,
+        redirect_uris=uris,
+        is_public_client=public,
+        grant_types=grants,
     )
-    secret = None if public else random_secret(30)
-    if secret is not None:
-        ClientSecretRepository(session, tenant_id).add(
-            ClientSecret(application_id=app.id, hint=secret[:3], secret_hash=hash_secret(secret))
-        )
-    await session.flush()
-    await emit(
-        session,
-        tenant_id,
-        actor,
-        EventSpec(
-            "directory.application.created",
-            "application",
-            app.id,
-            {
-                "displayName": name,
-                "appId": app.app_id,
-                "permissions": perms,
-                "redirectUris": uris,
-                "isFallbackPublicClient": public,
-                "grantTypes": grants,
-            },
-        ),
-    )
+    details = {"redirectUris": uris, "isFallbackPublicClient": public, "grantTypes": grants}
+    secret = await add_application(session, tenant_id, actor, app, with_secret=not public, details=details)
     return RegisteredClient(app.id, app.app_id, secret)
 
 
@@ -443,7 +417,3 @@ async def end_browser_session_grants(
     session: AsyncSession, tenant_id: str, session_id: str, reason: str
 ) -> int:
     return await GrantRepository(session, tenant_id).revoke_for_session(session_id, reason, utcnow())
-
-
-def user_principal_allows(principal: Principal, scope: str) -> bool:
-    return principal.kind == "user" and scope in principal.scopes
