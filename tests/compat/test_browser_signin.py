@@ -145,8 +145,11 @@ class Tab:
         """Wait until the app has its answer, accepting the consent page if it comes first."""
         deadline = time.time() + 20
         while self.callback is None and time.time() < deadline:
-            heading = self.page.locator("h1")
-            if heading.count() and heading.first.inner_text() == "Permissions requested":
+            try:  # the page may be navigating away meanwhile (to the app, which has no heading)
+                heading = self.page.locator("h1").first.inner_text(timeout=500)
+            except playwright_sync.Error:
+                heading = ""
+            if heading == "Permissions requested":
                 self.shot("consent")
                 self.page.get_by_role("button", name="Accept").click()
                 self.page.wait_for_url(re.compile(re.escape(self.app.redirect_uri) + r".*"))
@@ -278,10 +281,23 @@ def test_passkey_registered_under_the_attestation_policy_then_used_to_sign_in(
         tab.context.clear_cookies()
         tab.callback = None
         tab.page.goto(app.authorize_url())
+        tab.shot("sign-in-with-passkey")
         tab.page.get_by_role("button", name="Sign in with a passkey").click()
         tab.consent_if_asked()
         tokens = app.redeem(tab.code())
         assert tokens["id_token"]
+
+        # The same passkey as the second factor after a password, when a policy wants MFA.
+        with admin.client() as c:
+            make_policy(c, "MFA for the passkey user", MFA, users={"includeUsers": [user["id"]]})
+        tab.context.clear_cookies()
+        tab.callback = None
+        tab.sign_in_with_password(user["userPrincipalName"])
+        tab.page.wait_for_url(re.compile(r".*/signin/mfa$"))
+        tab.shot("mfa-with-passkey")
+        tab.page.get_by_role("button", name="Use a passkey or security key").click()
+        tab.consent_if_asked()
+        assert app.redeem(tab.code())["id_token"]
     finally:
         tab.close()
     stored = server.rows(
@@ -289,9 +305,10 @@ def test_passkey_registered_under_the_attestation_policy_then_used_to_sign_in(
     )
     assert [(row[0], row[2] is not None) for row in stored] == [(model.group(1), True)]
     amr = server.rows(
-        "SELECT amr FROM browser_sessions WHERE user_id = :u ORDER BY created_at DESC LIMIT 1", u=user["id"]
+        "SELECT amr FROM browser_sessions WHERE user_id = :u ORDER BY created_at DESC LIMIT 2", u=user["id"]
     )
-    assert "fido" in str(amr[0][0])
+    assert "pwd" in str(amr[0][0]) and "fido" in str(amr[0][0])  # password, then the passkey as MFA
+    assert "pwd" not in str(amr[1][0]) and "fido" in str(amr[1][0])  # the passwordless sign-in
 
 
 def test_confirmed_compromised_user_sees_the_block_page(
