@@ -46,6 +46,7 @@ from trustplane.discovery.repository import (
 log = structlog.get_logger("trustplane.discovery")
 
 PROCESS_JOB = "discovery.process"
+PURGE_JOB = "discovery.purge_log"
 MAX_UPLOAD_BYTES = 5 * 1024**3  # MCAS: 5 GB per file
 UPLOAD_URL_LIFETIME = timedelta(hours=24)
 UPLOAD_PATH = "/api/v1/discovery/upload/"
@@ -325,6 +326,13 @@ async def _announce_new_apps(
         )
 
 
+async def purge_log(session: AsyncSession, tenant_id: str, upload_id: str) -> None:
+    """Delete a processed upload's raw log (anonymised reports keep none)."""
+    upload = await UploadRepository(session, tenant_id).get(upload_id)
+    if upload is not None and upload.status == "done":
+        await asyncio.to_thread(Path(upload.path).unlink, missing_ok=True)
+
+
 async def process_next_slice(
     session: AsyncSession,
     tenant_id: str,
@@ -385,8 +393,8 @@ async def process_next_slice(
     if new_apps:
         await _announce_new_apps(session, tenant_id, upload, stream, result.apps, new_apps)
     if result.finished:
-        if privacy.any:  # the raw log names the users it was anonymised to hide: not kept
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+        if privacy.any:  # the raw log names the users it was anonymised to hide: deleted once this commits
+            session.add(Job(tenant_id=tenant_id, kind=PURGE_JOB, payload={"upload_id": upload.id}))
         if stream is not None:
             stream.last_data_received = now
         await emit(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.jobs import handler
 from trustplane.core.models import Job
-from trustplane.discovery.service import PROCESS_JOB, SLICE_LINES, process_next_slice
+from trustplane.discovery.service import PROCESS_JOB, PURGE_JOB, SLICE_LINES, process_next_slice, purge_log
 
 # Lines per slice (one transaction each); smaller slices checkpoint more often.
 SLICE_LINES_ENV = "TRUSTPLANE_DISCOVERY_SLICE_LINES"
@@ -23,3 +23,8 @@ async def process_upload(session: AsyncSession, job: Job) -> None:
     finished = await process_next_slice(session, job.tenant_id, upload_id, max_lines=max_lines)
     if not finished:
         session.add(Job(tenant_id=job.tenant_id, kind=PROCESS_JOB, payload={"upload_id": upload_id}))
+
+
+@handler(PURGE_JOB)
+async def purge_upload_log(session: AsyncSession, job: Job) -> None:
+    await purge_log(session, job.tenant_id, str(job.payload.get("upload_id", "")))
