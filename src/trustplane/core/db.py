@@ -4,6 +4,7 @@ the async engine and the session a request or a job owns."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
-from sqlalchemy.util import greenlet_spawn
 
 from trustplane.core.cache import ROW_CACHES, RowCaches
 from trustplane.core.clock import to_utc
@@ -77,11 +77,6 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
             url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
         )
     return create_async_engine(url, echo=echo, poolclass=NullPool)
-
-
-def _discard(pooled: Any) -> None:
-    pooled.invalidate()
-    pooled.close()
 
 
 async def _close_to_completion(session: AsyncSession) -> None:
@@ -145,6 +140,15 @@ class Database:
             info={READ_ONLY: self, ROW_CACHES: self.row_caches},
         )
         self._prepared: dict[Select[Any], _Prepared] = {}
+        # Driver-level reads (fetch_records, PostgreSQL) run on a fixed-size asyncpg pool of their own, made
+        # on first use. SQLAlchemy's pool (pool_size + as many again in overflow) closes an overflow
+        # connection when it comes back to a full pool, so 32 reads in flight opened and closed ~700
+        # PostgreSQL sessions in a 2-minute benchmark run, each costing the server milliseconds of CPU;
+        # this pool never closes a connection for coming back (docs/benchmarks.md). A pool of asyncpg's own
+        # also spares the greenlet hops of checking a connection out of SQLAlchemy's (~20 us per read).
+        self._read_pool_size = pool_size
+        self._read_pool: Any = None
+        self._read_pool_lock = asyncio.Lock()
 
     @property
     def dialect(self) -> str:
@@ -190,9 +194,9 @@ class Database:
 
     async def fetch_records(self, stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
         """The rows of a read-only SELECT as immutable records (named tuples: every column by name), outside
-        any transaction. On PostgreSQL it runs straight on the driver, on a connection of the pool, with the
-        columns' own result processors: SQLAlchemy's connection, cursor and result layers cost ~190 us of
-        CPU per read on top of ~100 us for asyncpg and the pool (docs/benchmarks.md)."""
+        any transaction. On PostgreSQL it runs straight on the driver, on a connection of the read pool (see
+        ``__init__``), with the columns' own result processors: SQLAlchemy's connection, cursor and result
+        layers cost ~190 us of CPU per read on top of ~100 us for asyncpg and a pool (docs/benchmarks.md)."""
         if self.dialect != "postgresql":
             async with self.read_only_engine.connect() as conn:
                 return list((await conn.execute(stmt, params)).all())
@@ -205,15 +209,9 @@ class Database:
             bind(params[name]) if bind is not None else params[name]
             for name, bind in zip(prepared.names, prepared.binds, strict=True)
         ]
-        pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
-        driver: Any = pooled.driver_connection  # asyncpg's Connection
-        try:
+        pool = self._read_pool or await self._open_read_pool()
+        async with pool.acquire() as driver:  # interrupted mid-statement: asyncpg resets or drops it
             rows = await driver.fetch(prepared.sql, *args)
-        except BaseException:
-            # Interrupted or failed mid-statement: the connection's state is unknown, so it is not reused.
-            await greenlet_spawn(_discard, pooled)
-            raise
-        await greenlet_spawn(pooled.close)
         processors = prepared.processors
         if not any(processors):
             return [prepared.record(*row) for row in rows]
@@ -229,13 +227,59 @@ class Database:
         rows = await self.fetch_records(stmt, params)
         return rows[0] if rows else None
 
+    async def _open_read_pool(self) -> Any:
+        import asyncpg
+
+        async with self._read_pool_lock:
+            if self._read_pool is None:
+                deserialize = self.engine.dialect._json_deserializer or json.loads
+
+                async def init(conn: Any) -> None:
+                    # JSON values decoded as SQLAlchemy's asyncpg dialect decodes them on its connections
+                    await conn.set_type_codec(
+                        "json",
+                        encoder=str.encode,
+                        decoder=lambda raw: deserialize(raw.decode()),
+                        schema="pg_catalog",
+                        format="binary",
+                    )
+                    await conn.set_type_codec(
+                        "jsonb",
+                        encoder=lambda text: b"\x01" + text.encode(),
+                        decoder=lambda raw: deserialize(raw[1:].decode()),
+                        schema="pg_catalog",
+                        format="binary",
+                    )
+
+                async def keep_as_is(_conn: Any) -> None:
+                    """Only SELECTs in autocommit run here: no session state to reset (the default reset
+                    costs a round trip per read); an open transaction is still rolled back by asyncpg."""
+
+                self._read_pool = await asyncpg.create_pool(
+                    self._dsn(),
+                    min_size=0,
+                    max_size=self._read_pool_size,
+                    init=init,
+                    reset=keep_as_is,
+                    server_settings={"application_name": "trustplane reads"},
+                )
+        return self._read_pool
+
+    def _dsn(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def start(self) -> None:
         """Turn the row caches on (they follow changes from every process once the listener connects)."""
         if self.row_caches is not None:
-            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.row_caches.start(dsn)
+            self.row_caches.start(self._dsn())
 
     async def dispose(self) -> None:
         if self.row_caches is not None:
             await self.row_caches.stop()
+        if self._read_pool is not None:
+            pool, self._read_pool = self._read_pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except TimeoutError:
+                pool.terminate()
         await self.engine.dispose()
