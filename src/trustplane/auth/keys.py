@@ -1,5 +1,6 @@
-"""Signing keys: one active RSA key per tenant (RS256), rotated on demand, published as a JWKS.
-Retired keys stay published until every token they signed has expired."""
+"""Signing keys: one active RSA key per tenant (RS256), rotated on demand (``trustplane keys rotate``) and
+on schedule (a key older than ``rotate_after`` is replaced the next time a token is signed), published as a
+JWKS. Retired keys stay published until every token they signed has expired."""
 
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.models import SigningKey
-from trustplane.core.clock import utcnow
+from trustplane.core.clock import to_utc, utcnow
 from trustplane.core.ids import new_id
 
 ALGORITHM = "RS256"
 _ACTIVE_TTL_SECONDS = 60.0
+KEY_MAX_AGE = timedelta(days=30)
 
 
 class KeyStore:
     """Per-process cache in front of the ``signing_keys`` table."""
 
-    def __init__(self, token_lifetime_seconds: int) -> None:
+    def __init__(self, token_lifetime_seconds: int, *, rotate_after: timedelta = KEY_MAX_AGE) -> None:
         self.token_lifetime = timedelta(seconds=token_lifetime_seconds)
+        self.rotate_after = rotate_after
         self._by_kid: dict[str, tuple[str, RSAKey]] = {}
         self._active: dict[str, tuple[float, str]] = {}
         # When each cached kid was last checked against its row, so a retirement (made by any process)
@@ -59,6 +62,11 @@ class KeyStore:
         row = result.scalar_one_or_none()
         if row is None:
             row = await self.create_key(session, tenant_id)
+        elif to_utc(row.created_at) + self.rotate_after < utcnow():
+            # Scheduled rotation, in the signing request's transaction. Two processes may both rotate: each
+            # new key is published and verifies, so the race costs one extra key, nothing else.
+            await self.rotate(session, tenant_id)
+            return self._by_kid[self._active[tenant_id][1]][1]
         key = self._remember(row)
         self._active[tenant_id] = (time.monotonic(), row.kid)
         return key

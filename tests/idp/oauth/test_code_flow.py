@@ -221,3 +221,60 @@ def test_a_code_is_only_good_at_its_own_tenant(
     assert_oauth_error(elsewhere, 401, "invalid_client")  # the app does not exist there
     body = redeem(client, code, verifier).json()
     assert userinfo(server, other.tenant_id, body["access_token"]).status_code == 401
+
+
+def test_authorize_by_post_is_the_same_request(setup: tuple[Client, str, httpx.Client]) -> None:
+    client, _, browser = setup
+    params = authorize_params(client, pkce()[1])
+    posted = browser.post(f"/{client.tenant.tenant_id}/oauth2/v2.0/authorize", data=params)
+    assert posted.status_code == 303
+    answer = redirected_params(browser.get(posted.headers["location"]), client)
+    assert answer["state"] == params["state"] and "code" in answer
+
+
+def test_authorize_at_an_unknown_tenant_is_an_error_page(setup: tuple[Client, str, httpx.Client]) -> None:
+    client, _, browser = setup
+    response = browser.get(
+        "/no-such-tenant.example/oauth2/v2.0/authorize", params=authorize_params(client, pkce()[1])
+    )
+    assert response.status_code == 400 and "location" not in response.headers
+    assert response.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "error"),
+    [
+        (
+            {"grant_type": "authorization_code", "redirect_uri": "https://app.example/callback"},
+            400,
+            "invalid_request",
+        ),
+        ({"grant_type": "authorization_code", "code": "x" * 43}, 400, "invalid_grant"),
+        ({"grant_type": "refresh_token"}, 400, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "not-a-token"}, 400, "invalid_grant"),
+        ({"grant_type": "password", "username": "a", "password": "b"}, 400, "unsupported_grant_type"),
+        (
+            {"grant_type": "client_credentials", "scope": "https://graph.microsoft.com/.default"},
+            400,
+            "unauthorized_client",
+        ),
+    ],
+    ids=[
+        "code-missing",
+        "code-unknown",
+        "refresh-missing",
+        "refresh-unknown",
+        "password-grant",
+        "public-client-credentials",
+    ],
+)
+def test_bad_token_requests_get_rfc_6749_errors_and_write_nothing(
+    server: TestServer, tenant: TenantHandle, fields: dict[str, str], status: int, error: str
+) -> None:
+    from tests.idp.oauth.support import token_request
+
+    client = register(tenant)
+    counts = "SELECT (SELECT count(*) FROM oauth_grants) + (SELECT count(*) FROM oauth_refresh_tokens)"
+    before = server.scalar(counts)
+    assert_oauth_error(token_request(client, **fields), status, error)
+    assert server.scalar(counts) == before

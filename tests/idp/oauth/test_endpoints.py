@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.idp.oauth.support import (
     Client,
@@ -24,6 +26,7 @@ from tests.idp.oauth.support import (
     userinfo,
 )
 from tests.support.server import TenantHandle, TestServer
+from trustplane.core.clock import utcnow
 
 
 @pytest.fixture
@@ -192,3 +195,36 @@ def test_an_id_token_signed_before_a_key_rotation_still_verifies_against_the_jwk
     new_kid = server.run(rotate())
     assert claims_of(server, tenant_id, before["id_token"])["aud"] == client.client_id
     assert new_kid in {k.kid for k in jwks(server, tenant_id).keys}
+
+
+def test_a_key_past_its_age_is_rotated_when_the_next_token_is_signed_and_stays_published(
+    server: TestServer, tenant: TenantHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trustplane.auth import keys as keys_module
+
+    monkeypatch.setattr(keys_module, "_ACTIVE_TTL_SECONDS", 0.0)  # re-read the key row on every signing
+    client = register(tenant)
+    browser = signed_in_browser(tenant, make_user(tenant))
+    before = tokens(client, browser)
+    old_kid = header_kid(before["id_token"])
+
+    async def age_the_key() -> None:
+        async with server.db.session() as session:
+            await session.execute(
+                sa.text("UPDATE signing_keys SET created_at = :at WHERE kid = :kid"),
+                {"at": utcnow() - keys_module.KEY_MAX_AGE - timedelta(days=1), "kid": old_kid},
+            )
+
+    server.run(age_the_key())
+    after = tokens(client, browser)
+    assert header_kid(after["id_token"]) != old_kid
+    published = {k.kid for k in jwks(server, tenant.tenant_id).keys}
+    assert {old_kid, header_kid(after["id_token"])} <= published
+    assert claims_of(server, tenant.tenant_id, before["id_token"])["sub"]  # still verifies
+
+
+def header_kid(token: str) -> str:
+    import base64
+    import json
+
+    return str(json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"])
