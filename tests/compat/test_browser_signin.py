@@ -2,8 +2,9 @@
 through the real authorize endpoint of a TrustPlane server on loopback — a password, then TOTP enrolment
 and use when a conditional access policy requires MFA; a passkey registered (after the tenant's attestation
 policy first refuses the unknown authenticator model) and used to sign in through Chromium's virtual
-authenticator; a confirmed-compromised user sees the block page. Each page is saved as a screenshot under
-the test's temporary directory (printed). One browser launch for the module; both database backends."""
+authenticator (also as the second factor); a confirmed-compromised user sees the block page. Each page is
+saved as a screenshot in `test-artifacts/browser-signin/` (ignored by git; the path is printed). One browser
+launch for the module; both database backends."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import base64
 import hashlib
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,11 +57,17 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser-signin"  # ignored by git
+
+
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("browser-signin-screenshots")
-    print(f"\nscreenshots of the sign-in pages: {path}")
-    return path
+def shots(request: pytest.FixtureRequest) -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"screenshots of the sign-in pages: {ARTIFACTS}")
+    return ARTIFACTS
 
 
 class App:
