@@ -79,7 +79,7 @@ class _Context(PolicyContext):
         self.session = session
         self.tenant_id = tenant_id
         self.now_ms = at_ms
-        self._apps: dict[str, tuple[str, int | None, str | None]] = {}
+        self._apps: dict[str, tuple[str, int | None, str | None]] | None = None
 
     async def observe(self, policy: str, values: dict[str, float]) -> dict[str, tuple[int, float, float]]:
         repo = BaselineRepository(self.session, self.tenant_id)
@@ -114,16 +114,14 @@ class _Context(PolicyContext):
         return user.user_principal_name if user is not None else None
 
     async def app_risk(self, app_id: str) -> tuple[str, int | None, str | None]:
-        if app_id not in self._apps:
+        if self._apps is None:
             from trustplane.discovery import governance  # the discovery part owns scores and status
 
-            try:
-                governed = await governance.governed_app(self.session, self.tenant_id, app_id)
-            except NotFound:
-                self._apps[app_id] = (app_id, None, None)
-            else:
-                self._apps[app_id] = (governed.app.name, governed.risk.total, governed.status)
-        return self._apps[app_id]
+            self._apps = {
+                key: (g.app.name, g.risk.total, g.status)
+                for key, g in (await governance.governed_apps(self.session, self.tenant_id)).items()
+            }
+        return self._apps.get(app_id, (app_id, None, None))
 
 
 @dataclass

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.alerts import service, webhooks
 from trustplane.core.events import subscribe
-from trustplane.core.jobs import handler
+from trustplane.core.jobs import handler, take_along
 from trustplane.core.models import Event, Job
 
 INGEST_JOB = "alerts.ingest"
@@ -20,12 +20,21 @@ for _prefix in EVENT_PREFIXES:
     subscribe(_prefix, INGEST_JOB)
 
 
+# Ingest jobs of the same tenant taken along into one transaction (one commit for a burst of events).
+BATCH = 100
+
+
 @handler(INGEST_JOB)
 async def ingest_event(session: AsyncSession, job: Job) -> None:
     event = await session.get(Event, job.payload.get("event_id"))
-    if event is None:
-        return
-    await service.ingest(session, event, retry=job.attempts > 1)
+    if event is not None:
+        await service.ingest(session, event, retry=job.attempts > 1)
+    if job.attempts > 1:
+        return  # a retried job runs alone, so an event that keeps failing cannot hold others back
+    for other in await take_along(session, job, BATCH):
+        taken = await session.get(Event, other.payload.get("event_id"))
+        if taken is not None:
+            await service.ingest(session, taken, retry=False)
 
 
 @handler(service.DELIVER_JOB)
