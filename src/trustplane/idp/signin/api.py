@@ -20,6 +20,7 @@ from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
 from trustplane.directory.service import MIN_PASSWORD_LENGTH, resolve_tenant
 from trustplane.idp import sessions
+from trustplane.idp.contracts import ClientRef
 from trustplane.idp.signin import pages, service, totp
 from trustplane.idp.signin.models import SignInFlow
 from trustplane.idp.signin.webauthn import WebAuthnError
@@ -195,8 +196,6 @@ async def sign_in_page(
         user_id = flow.user_id if flow is not None and flow.return_to == target else None
         client = None
         if flow is not None and flow.return_to == target and flow.client_id:
-            from trustplane.idp.contracts import ClientRef
-
             client = ClientRef(flow.client_id, flow.application_id or "", flow.app_display_name or "")
         flow, token = await service.start_flow(
             session, page.tenant_id, return_to=target, client=client, user_id=user_id

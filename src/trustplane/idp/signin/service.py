@@ -8,9 +8,11 @@ and the same signIn record is updated. Never commits; no HTTP types."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.access import service as access
 from trustplane.access.evaluator import Decision
+from trustplane.auth.secrets import hash_password
 from trustplane.core.clock import to_utc, utcnow
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
@@ -55,8 +58,8 @@ BLOCKED_BY_CA = 53003
 SESSION_EXPIRED = 50133  # signInFrequency: the session's authentication is too old
 CONTROL_UNAVAILABLE = 53000  # a control the browser cannot satisfy here (e.g. a compliant device)
 
-# Controls a user satisfies on these pages; any other unmet control cannot be met here.
-INTERACTIVE = ("mfa", "passwordChange", "riskRemediation")
+# amr values of a second factor (added to a session being stepped up, with "mfa").
+SECOND_FACTORS = ("otp", "fido")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +113,6 @@ async def start_flow(
     now: datetime | None = None,
 ) -> tuple[SignInFlow, str]:
     """A new flow and its cookie value (only the hash is stored)."""
-    import secrets
-
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     flows = FlowRepository(session, tenant_id)
@@ -290,7 +291,7 @@ async def route(
     if existing is not None and existing.revoked_at is None and existing.user_id == user.id:
         # A step-up of a live session: the new factor joins it (same sid, same cookie).
         for method in amr:
-            if method not in existing.amr and method != "mfa":
+            if method in SECOND_FACTORS and method not in existing.amr:
                 await sessions.add_mfa(session, existing, method, now=now)
         browser, cookie = existing, None
     else:
@@ -313,7 +314,7 @@ async def _again(
         if existing is None or existing.revoked_at is not None or existing.user_id != user.id:
             return Outcome("retry", error="Your sign-in expired. Please sign in again.")
         for method in flow.amr:
-            if method not in existing.amr and method not in ("mfa", "pwdchange"):
+            if method in SECOND_FACTORS and method not in existing.amr:
                 await sessions.add_mfa(session, existing, method, now=now)
         flow.stage = "done"
         flow.expires_at = now + HANDOFF_LIFETIME
@@ -438,10 +439,6 @@ async def password_step(
 
 
 async def _rehash(secret: str) -> str:
-    import asyncio
-
-    from trustplane.auth.secrets import hash_password
-
     return await asyncio.to_thread(hash_password, secret)
 
 
@@ -475,7 +472,7 @@ async def recovery_step(
     if row is None:
         return Outcome("retry", error="That recovery code is not valid or was already used.")
     row.used_at = now
-    flow.amr = [*flow.amr, "mfa"]
+    flow.amr = [*flow.amr, "otp", "mfa"]  # a recovery code is a one-time password (RFC 8176 "otp")
     return await _again(session, tenant_id, flow, user, now)
 
 
