@@ -11,7 +11,9 @@ device bought during the period (40% of users), sign-ins mostly in working hours
 a trip abroad — and three kinds of attacker against random victims (after Wiefling et al.), each on their
 own machine and at any hour: *naive* (a random address anywhere, a random popular user agent), *VPN*
 (addresses of anonymising services, which IP intelligence flags) and *targeted* (an address in the victim's
-country, in a city drawn as people live, and the victim's browser family and OS at the current release).
+country, in a city drawn as people live, and the victim's browser family and OS at the current release);
+beyond the issue's three, a stress case, *local*: a targeted attacker who also knows the victim's city and
+signs in during the victim's working hours (only the new device and the address give it away).
 These habits are ours, not measured from real logins. Sign-ins of all users are interleaved in time order;
 each is scored against the user's history as it stood then, with the paper's model (Freeman et al.: IP and
 user-agent groups) and with the full model ``assess`` uses (plus device, location and hour), both on the
@@ -303,6 +305,29 @@ def attack_events(world: World, users: list[LegitUser], n: int) -> list[Event]:
             agent = user_agent(device.browser, device.os_name, current)
             ip, city, anonymizer = world.ip_in(asn), world.city(country), False
         out.append(Event(t, victim.uid, ip, asn, country, agent, kind, anonymizer, device_id, city))
+    # A stress case beyond the three kinds (drawn after them, so their figures do not move): a
+    # targeted attacker who also knows the victim's city and signs in during the victim's working hours.
+    for _ in range(n // 3):
+        victim = rng.choice(users)
+        t = habitual_time(world, victim)
+        t = t + 20 if t < 20 else t
+        asn = rng.choice(world.asns[victim.country])
+        device = rng.choice(victim.devices)
+        agent = user_agent(device.browser, device.os_name, BROWSERS[device.browser][1] + int(t // 28))
+        out.append(
+            Event(
+                t,
+                victim.uid,
+                world.ip_in(asn),
+                asn,
+                victim.country,
+                agent,
+                "local",
+                False,
+                world.device_id(),
+                victim.city,
+            )
+        )
     return out
 
 
@@ -443,7 +468,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             "medium": sum(medium[name]["legit"]) / len(medium[name]["legit"]),
             "kinds": {},
         }
-        for kind in ("naive", "vpn", "targeted"):
+        for kind in ("naive", "vpn", "targeted", "local"):
             attack = scores[name][kind]
             result["kinds"][kind] = {
                 "n": len(attack),

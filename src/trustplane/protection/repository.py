@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, case, func, literal, select, union_all
+from sqlalchemy import Integer, String, case, func, literal, select, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -141,27 +141,13 @@ class LeakedCredentialRepository(TenantRepository[LeakedCredential]):
 class FeatureCountRepository(TenantRepository[FeatureCount]):
     model = FeatureCount
 
-    async def counts(
-        self, subjects: Sequence[str], values: Sequence[str]
-    ) -> list[tuple[str, str, str, int, datetime]]:
-        stmt = select(
-            FeatureCount.subject,
-            FeatureCount.feature,
-            FeatureCount.value,
-            FeatureCount.count,
-            FeatureCount.first_seen_at,
-        ).where(
-            FeatureCount.tenant_id == self.tenant_id,
-            FeatureCount.subject.in_(list(subjects)),
-            FeatureCount.value.in_(list(values)),
-        )
-        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
-
     async def profile(
-        self, user_id: str, values: Sequence[str]
+        self, user_id: str, keys: Sequence[tuple[str, str]]
     ) -> tuple[list[tuple[str, str, str, int, datetime]], tuple[str, datetime] | None]:
-        """The user's and the tenant's counts for ``values`` and the user's stored risk (level, last
-        updated), in one statement (the risk row rides along the counts as subject "!risk")."""
+        """The user's and the tenant's counts for the (feature, value) ``keys`` and the user's stored risk
+        (level, last updated), in one statement (the risk row rides along the counts as subject "!risk").
+        The keys are whole (feature, value) pairs so that every lookup is a primary-key probe: with the
+        value alone the tenant's rows (every address and agent it has seen) would be scanned."""
         counts = select(
             FeatureCount.subject,
             FeatureCount.feature,
@@ -171,7 +157,7 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         ).where(
             FeatureCount.tenant_id == self.tenant_id,
             FeatureCount.subject.in_([user_id, "*"]),
-            FeatureCount.value.in_(list(values)),
+            tuple_(FeatureCount.feature, FeatureCount.value).in_(list(keys)),
         )
         risk = select(
             literal("!risk", String(36)),

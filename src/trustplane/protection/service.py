@@ -214,8 +214,9 @@ class Profile:
 
 
 async def _profile(session: AsyncSession, tenant_id: str, user_id: str, values: dict[str, str]) -> Profile:
-    wanted = ["=" + v for v in values.values()] + [features.TOTAL, features.DISTINCT]
-    wanted += ["=" + b for b in features.BUCKETS]
+    wanted = [(f, key) for f, v in values.items() for key in ("=" + v, features.TOTAL, features.DISTINCT)]
+    wanted += [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)]
+    wanted += [(features.SCORE, "=" + b) for b in features.BUCKETS]
     rows, risk = await FeatureCountRepository(session, tenant_id).profile(user_id, wanted)
     found: dict[tuple[str, str, str], int] = {}
     first_seen: datetime | None = None
@@ -225,7 +226,7 @@ async def _profile(session: AsyncSession, tenant_id: str, user_id: str, values: 
             first_seen = seen
     wanted_set = set(wanted)
     for (feature, value), n in cache.pending(tenant_id).items():
-        if value in wanted_set:
+        if (feature, value) in wanted_set:
             found[("*", feature, value)] = found.get(("*", feature, value), 0) + n
     level, updated = risk if risk is not None else ("none", None)
     return Profile(found, first_seen, level, updated)
@@ -488,10 +489,10 @@ async def _offline_signal(
             previous = PreviousLocation(
                 to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
             )
-            history = await FeatureCountRepository(session, tenant_id).counts(
-                [signal.user_id], [features.TOTAL]
+            history, _ = await FeatureCountRepository(session, tenant_id).profile(
+                signal.user_id, [("ip", features.TOTAL)]
             )
-            total = next((r for r in history if r[1] == "ip"), None)
+            total = next((r for r in history if r[0] == signal.user_id), None)
             days = (signal.at - to_utc(total[4])).total_seconds() / 86400 if total is not None else 0.0
             travel_learned = learned_for_travel(total[3] if total is not None else 0, days)
     spray = None
