@@ -250,3 +250,45 @@ def test_a_flow_of_one_tenant_is_nothing_at_another(server: TestServer, admin: T
         )
     assert refused.status_code == 403 and b2.session_cookie is None
     assert count(server, "SELECT count(*) FROM sign_ins WHERE user_id = :u", u=user["id"]) == 0
+
+
+def test_each_lockout_lasts_twice_as_long_up_to_an_hour(admin: TenantHandle) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from trustplane.idp.signin import lockout
+    from trustplane.idp.signin.models import SignInPolicy
+
+    policy = SignInPolicy(
+        tenant_id=admin.tenant_id, allowed_aaguids=None, lockout_threshold=2, lockout_seconds=60
+    )
+    subjects = lockout.Subjects(ip=None, user="user:00000000-0000-4000-8000-000000000001:unfamiliar")
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    async def run() -> list[tuple[bool, str | None, str | None]]:
+        seen = []
+        now = start
+        async with admin.server.db.session() as session:
+            for _ in range(7):
+                first = await lockout.record_failure(session, admin.tenant_id, subjects, policy, now)
+                second = await lockout.record_failure(session, admin.tenant_id, subjects, policy, now)
+                locked_at = await lockout.locked(session, admin.tenant_id, subjects, now)
+                counter = (
+                    await lockout.LockoutRepository(session, admin.tenant_id).for_subjects(subjects.all())
+                )[subjects.user or ""]
+                until = counter.locked_until
+                seen.append((first or not second, locked_at, str(until - now) if until else None))
+                now = until + timedelta(seconds=1) if until else now
+        return seen
+
+    seen = admin.server.run(run())
+    assert [s[0] for s in seen] == [False] * 7  # the second failure of each pair locks, not the first
+    assert all(s[1] == "user" for s in seen)
+    assert [s[2] for s in seen] == [
+        "0:01:00",
+        "0:02:00",
+        "0:04:00",
+        "0:08:00",
+        "0:16:00",
+        "0:32:00",
+        "1:00:00",
+    ]

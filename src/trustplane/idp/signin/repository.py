@@ -37,7 +37,12 @@ class LockoutRepository(TenantRepository[LockoutCounter]):
     model = LockoutCounter
 
     async def for_subjects(self, subjects: Sequence[str]) -> dict[str, LockoutCounter]:
-        stmt = self.select().where(LockoutCounter.subject.in_(list(subjects)))
+        # The counters move in SQL (count_failure, lock): always read the rows afresh.
+        stmt = (
+            self.select()
+            .where(LockoutCounter.subject.in_(list(subjects)))
+            .execution_options(populate_existing=True)
+        )
         return {c.subject: c for c in (await self.session.execute(stmt)).scalars()}
 
     async def count_failure(self, subject: str, now: datetime, window_start: datetime) -> tuple[int, int]:
