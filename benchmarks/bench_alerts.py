@@ -330,9 +330,13 @@ async def main() -> None:
         conn = await asyncpg.connect(pg_url)
         try:
             if args.database:
-                tenant_id, now_ms = await conn.fetchrow(
-                    "SELECT tenant_id, max(timestamp) FROM activities WHERE id LIKE 'b%' GROUP BY tenant_id"
+                tenant_id = await conn.fetchval(
+                    "SELECT tenant_id FROM activities WHERE id = $1", "b" + "1".rjust(35, "0")
                 )
+                now_ms = await conn.fetchval(
+                    "SELECT max(timestamp) FROM activities WHERE tenant_id = $1", tenant_id
+                )
+                await conn.execute("DELETE FROM jobs WHERE status <> 'done'")  # an earlier run's leftovers
                 rows = await conn.fetchval("SELECT count(*) FROM activities WHERE tenant_id = $1", tenant_id)
                 print(f"== alerts: {rows:,} activities on PostgreSQL ({name}, kept)", flush=True)
             else:
