@@ -71,7 +71,8 @@ class BrowserSessionRepository(TenantRepository[BrowserSession]):
         return int(result.rowcount or 0)
 
 
-def _digest(secret: str) -> str:
+def secret_digest(secret: str) -> str:
+    """How the idp stores its high-entropy secrets (session cookies, codes, refresh tokens): SHA-256 hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -85,7 +86,7 @@ async def create_session(
         BrowserSession(
             id=new_id(),
             user_id=user_id,
-            secret_hash=_digest(secret),
+            secret_hash=secret_digest(secret),
             auth_time=now,
             amr=list(dict.fromkeys(amr)),
             mfa_time=now if "mfa" in amr else None,
@@ -105,7 +106,7 @@ async def current_session(
     gone). Takes a writable session: ``last_seen_at`` is refreshed now and then."""
     if not cookie_value or len(cookie_value) > 128:
         return None
-    row = await BrowserSessionRepository(session, tenant_id).by_secret_hash(_digest(cookie_value))
+    row = await BrowserSessionRepository(session, tenant_id).by_secret_hash(secret_digest(cookie_value))
     now = now or utcnow()
     if row is None or row.revoked_at is not None or to_utc(row.expires_at) <= now:
         return None

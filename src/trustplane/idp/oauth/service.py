@@ -5,7 +5,6 @@ OAuth 2.0 error classes, which the api renders in RFC 6749's dialect."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from authlib.oauth2.rfc6749.errors import (
     OAuth2Error,
     UnauthorizedClientError,
 )
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.service import (
@@ -34,6 +34,7 @@ from trustplane.core.ids import is_uuid, new_id
 from trustplane.directory.models import Application
 from trustplane.idp.oauth.models import AuthorizationCode, Consent
 from trustplane.idp.oauth.repository import AuthorizationCodeRepository, ConsentRepository, GrantRepository
+from trustplane.idp.sessions import secret_digest as digest
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"  # noqa: S105  (a grant type's name)
@@ -46,11 +47,6 @@ _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # BASE64URL(SHA-256(verifi
 _PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
 _SCOPE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _MAX_REDIRECT_URIS = 32
-
-
-def digest(secret: str) -> str:
-    """How codes, refresh tokens and session secrets are stored: high-entropy, so SHA-256 suffices."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_secret() -> str:
@@ -401,8 +397,6 @@ async def issue_code(
 def check_code_verifier(code: AuthorizationCode, verifier: str | None) -> bool:
     """PKCE (RFC 7636 4.6), with no downgrade: a code issued with a challenge needs its verifier, and a
     verifier sent for a code issued without one is refused too."""
-    from authlib.oauth2.rfc7636 import create_s256_code_challenge
-
     if code.code_challenge is None:
         return verifier is None
     if verifier is None or not _PKCE_VERIFIER.match(verifier):
