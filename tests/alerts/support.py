@@ -1,21 +1,17 @@
-"""Helpers for the alerts tests: MCAS clients with API tokens, directory users made through the service,
-and waiting for the event stream (the ``alerts.ingest`` jobs of one tenant) to drain."""
+"""Helpers for the alerts tests: MCAS clients with API tokens, waiting for the event stream (the
+``alerts.ingest`` jobs of one tenant) to drain; directory users and service calls come from the identity
+protection tests' helpers."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.protection.support import make_user, write
 from tests.support.server import TenantHandle, TestServer
-from trustplane.core.events import SYSTEM
-from trustplane.directory import service as directory
 
-T = TypeVar("T")
 ALERTS_ADMIN = (
     "SecurityAlert.ReadWrite.All",
     "CloudApp-Activity.ReadWrite.All",
@@ -26,32 +22,6 @@ ALERTS_ADMIN = (
 def mcas(server: TestServer, tenant: TenantHandle, *permissions: str) -> httpx.Client:
     token = tenant.api_token(*(permissions or ALERTS_ADMIN))
     return httpx.Client(base_url=server.url, headers={"Authorization": f"Token {token}"}, timeout=30)
-
-
-def write(server: TestServer, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with server.db.session() as session:
-            return await action(session)
-
-    return server.run(run())  # type: ignore[no-any-return]
-
-
-def make_user(server: TestServer, tenant_id: str, name: str = "alex") -> Any:
-    nick = f"{name}{uuid.uuid4().hex[:6]}"
-    return write(
-        server,
-        lambda s: directory.create_user(
-            s,
-            tenant_id,
-            SYSTEM,
-            {
-                "user_principal_name": f"{nick}@example.com",
-                "display_name": name.title(),
-                "mail_nickname": nick,
-            },
-            password=None,
-        ),
-    )
 
 
 def wait_ingested(server: TestServer, tenant_id: str, timeout: float = 30) -> None:
@@ -75,3 +45,6 @@ def listing(client: httpx.Client, path: str, body: dict[str, Any] | None = None)
     result: dict[str, Any] = response.json()
     assert set(result) == {"data", "hasNext", "max", "total", "moreThanTotal"}
     return result
+
+
+__all__ = ["listing", "make_user", "mcas", "wait_ingested", "write"]

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from trustplane.core.clock import to_utc
+from trustplane.directory.audit import ACTIVITIES as AUDITED
 
 # MCAS source types (api-activities.md): 2 app connector, 5 discovery.
 SOURCE_APP_CONNECTOR = 2
@@ -30,38 +31,21 @@ SYSTEM_ACTIONS: dict[str, tuple[str, str, int]] = {
     "discovery.upload.processed": ("Discovery log processed:", "Discovery", 5),
 }
 
-# event type -> (description, category); the actor performed it on the subject.
-ADMIN_ACTIONS: dict[str, tuple[str, str]] = {
-    "directory.user.created": ("Add user", "UserManagement"),
-    "directory.user.updated": ("Update user", "UserManagement"),
-    "directory.user.deleted": ("Delete user", "UserManagement"),
-    "directory.group.created": ("Add group", "GroupManagement"),
-    "directory.group.updated": ("Update group", "GroupManagement"),
-    "directory.group.deleted": ("Delete group", "GroupManagement"),
-    "directory.group.member_added": ("Add member to group", "GroupManagement"),
-    "directory.group.member_removed": ("Remove member from group", "GroupManagement"),
-    "directory.application.created": ("Add application", "ApplicationManagement"),
-    "auth.api_token.created": ("Add API token", "ApplicationManagement"),
-    "auth.api_token.revoked": ("Revoke API token", "ApplicationManagement"),
-    "access.policy.created": ("Add conditional access policy", "Policy"),
-    "access.policy.updated": ("Update conditional access policy", "Policy"),
-    "access.policy.deleted": ("Delete conditional access policy", "Policy"),
-    "access.named_location.created": ("Add named location", "Policy"),
-    "access.named_location.updated": ("Update named location", "Policy"),
-    "access.named_location.deleted": ("Delete named location", "Policy"),
-    "protection.risky_user.confirmed_compromised": ("Confirm user compromised", "IdentityProtection"),
-    "protection.risky_user.confirmed_safe": ("Confirm user safe", "IdentityProtection"),
-    "protection.risky_user.dismissed": ("Dismiss user risk", "IdentityProtection"),
-    "protection.risky_user.remediated": ("Remediate user risk", "IdentityProtection"),
-    "protection.threat_intelligence.reported": ("Report threat intelligence", "IdentityProtection"),
-    "protection.threat_intel_addresses.added": ("Add threat intelligence addresses", "IdentityProtection"),
-    "protection.leaked_credentials.imported": ("Import leaked credentials", "IdentityProtection"),
+# Admin actions: the audit log's names (every part adds its own to ``directory.audit.ACTIVITIES``), and those
+# the audit log does not record. event type -> (description, category); the actor performed it on the subject.
+MORE_ACTIONS: dict[str, tuple[str, str]] = {
     "protection.user_risk.changed": ("User risk changed", "IdentityProtection"),
     "discovery.upload.submitted": ("Submit discovery log", "Discovery"),
     "discovery.app.governed": ("Govern discovered app", "Discovery"),
     "discovery.scoreMetrics.set": ("Set discovery score metrics", "Discovery"),
     "discovery.customParser.set": ("Set custom log parser", "Discovery"),
 }
+
+
+def admin_action(event_type: str) -> tuple[str, str] | None:
+    return AUDITED.get(event_type) or MORE_ACTIONS.get(event_type)
+
+
 # Changes made by the system itself (risk recomputed by a sign-in) are not admin events.
 NOT_ADMIN = {"protection.user_risk.changed"}
 
@@ -205,7 +189,7 @@ def drafts_for(
                 details=data,
             )
         ]
-    known = ADMIN_ACTIONS.get(event_type)
+    known = admin_action(event_type)
     if known is None:
         return []
     description, category = known
