@@ -27,8 +27,8 @@ APP_DISCOVERED = "discovery.app.discovered"
 
 # Events the system itself makes (no admin acted): event type -> (description, category, source).
 SYSTEM_ACTIONS: dict[str, tuple[str, str, int]] = {
-    APP_DISCOVERED: ("New app discovered:", "Discovery", 5),
-    "discovery.upload.processed": ("Discovery log processed:", "Discovery", 5),
+    APP_DISCOVERED: ("New app discovered:", "Discovery", SOURCE_DISCOVERY),
+    "discovery.upload.processed": ("Discovery log processed:", "Discovery", SOURCE_DISCOVERY),
 }
 
 # Admin actions: the audit log's names (every part adds its own to ``directory.audit.ACTIVITIES``), and those

@@ -21,7 +21,7 @@ from trustplane.core.clock import iso_z
 from trustplane.core.errors import BadRequest
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 100
+MAX_LIMIT = 100  # MCAS: "limited to a maximum of 100 items"
 MAX_SKIP = 10_000_000
 
 ACTIVITY_FIELDS: dict[str, Field] = {

@@ -44,8 +44,6 @@ from trustplane.core.ids import is_uuid, new_id
 from trustplane.core.models import Event, Job
 
 DELIVER_JOB = "alerts.webhook.deliver"
-# A page holds at most this many items (MCAS: "limited to a maximum of 100 items").
-MAX_LIMIT = 100
 # Lists count matches up to this many; beyond it ``total`` is the cap and ``moreThanTotal`` is true.
 COUNT_CAP = 10_000
 # A bulk close by filter touches at most this many alerts per request.
