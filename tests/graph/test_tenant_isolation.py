@@ -521,6 +521,9 @@ PROBES: dict[tuple[str, str], Check] = {
         ("b_user",), lambda c, i: c.patch(f"/v1.0/users/{i}", json=PATCH_USER)
     ),
     ("DELETE", "/v1.0/users/{user_id}"): each(("b_user",), lambda c, i: c.delete(f"/v1.0/users/{i}")),
+    ("POST", "/v1.0/users/{user_id}/revokeSignInSessions"): each(
+        ("b_user",), lambda c, i: c.post(f"/v1.0/users/{i}/revokeSignInSessions")
+    ),
     ("GET", "/v1.0/groups"): list_groups,
     ("GET", "/v1.0/groups/$count"): count_groups,
     ("POST", "/v1.0/groups"): create_group,

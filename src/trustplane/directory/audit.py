@@ -19,6 +19,7 @@ ACTIVITIES: dict[str, tuple[str, str]] = {
     "directory.user.created": ("Add user", "UserManagement"),
     "directory.user.updated": ("Update user", "UserManagement"),
     "directory.user.deleted": ("Delete user", "UserManagement"),
+    "directory.user.sign_in_sessions_revoked": ("Revoke sign in sessions", "UserManagement"),
     "directory.group.created": ("Add group", "GroupManagement"),
     "directory.group.updated": ("Update group", "GroupManagement"),
     "directory.group.deleted": ("Delete group", "GroupManagement"),

@@ -29,7 +29,7 @@ from trustplane.directory.repository import (
     TenantLookup,
     UserRepository,
 )
-from trustplane.idp.revocation import PASSWORD_RESET, USER_DISABLED, revoke_user
+from trustplane.idp.revocation import PASSWORD_RESET, REVOKED_BY_ADMIN, USER_DISABLED, revoke_user
 
 UPN_RE = re.compile(
     r"^[A-Za-z0-9._%+'#$&*!^~{}|/=?`-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
@@ -266,6 +266,19 @@ async def update_user(
         session, tenant_id, actor, EventSpec("directory.user.updated", "user", user.id, {"changes": changed})
     )
     return user
+
+
+async def revoke_sign_in_sessions(session: AsyncSession, tenant_id: str, actor: Actor, user_id: str) -> None:
+    """Graph's revokeSignInSessions: the user's browser sessions and refresh tokens end now, and their
+    access tokens issued before now are refused with a claims challenge (idp.revocation)."""
+    user = await get_user_by_id_or_upn(session, tenant_id, user_id)
+    await revoke_user(session, tenant_id, user.id, REVOKED_BY_ADMIN)
+    await emit(
+        session,
+        tenant_id,
+        actor,
+        EventSpec("directory.user.sign_in_sessions_revoked", "user", user.id, {}),
+    )
 
 
 async def delete_user(session: AsyncSession, tenant_id: str, actor: Actor, user_id: str) -> None:

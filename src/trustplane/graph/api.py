@@ -178,6 +178,17 @@ async def update_user(
     return no_content()
 
 
+@router.post("/users/{user_id}/revokeSignInSessions", summary="Revoke the user's sessions and refresh tokens")
+async def revoke_sign_in_sessions(
+    user_id: str,
+    request: Request,
+    principal: Principal = Depends(requires(*perm.WRITE_USERS)),
+    session: AsyncSession = DbSession,
+) -> Response:
+    await service.revoke_sign_in_sessions(session, principal.tenant_id, actor_of(principal), user_id)
+    return json({"@odata.context": context_url(request, "Edm.Boolean"), "value": True})
+
+
 @router.delete("/users/{user_id}", status_code=204, summary="Delete a user")
 async def delete_user(
     user_id: str,

@@ -24,6 +24,7 @@ from trustplane.idp.sessions import revoke_user_sessions
 USER_DISABLED = "userDisabled"
 PASSWORD_RESET = "passwordReset"  # noqa: S105  (a revocation reason)
 USER_RISK_HIGH = "userRiskHigh"
+REVOKED_BY_ADMIN = "revokeSignInSessions"
 
 
 def epoch_ceil(value: datetime) -> int:

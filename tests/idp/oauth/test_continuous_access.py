@@ -1,4 +1,5 @@
-"""Continuous access evaluation: a partner's confirmCompromised, disabling a user or resetting their password
+"""Continuous access evaluation: a partner's confirmCompromised, disabling a user, resetting their password
+or an admin's revokeSignInSessions
 ends the user's refresh tokens and browser sessions within the request that made the change, and a resource
 API answers the user's still-unexpired access token with Entra's claims challenge."""
 
@@ -44,7 +45,13 @@ def reset_password(admin: httpx.Client, user_id: str) -> None:
     assert response.status_code == 204, response.text
 
 
+def revoke_sign_in_sessions(admin: httpx.Client, user_id: str) -> None:
+    response = admin.post(f"/v1.0/users/{user_id}/revokeSignInSessions")
+    assert response.status_code == 200 and response.json()["value"] is True, response.text
+
+
 CHANGES: dict[str, Callable[[httpx.Client, str], None]] = {
+    "revokeSignInSessions": revoke_sign_in_sessions,
     "confirmCompromised": confirm_compromised,
     "accountEnabled-false": disable,
     "password-reset": reset_password,
