@@ -242,13 +242,14 @@ def test_newest_first_paging_is_stable_under_a_created_bound(
     server: TestServer, tenant: TenantHandle
 ) -> None:
     """The default order (date, newest first) shifts as activities arrive; bounding ``created`` by the
-    first page's time gives the same exactly-once walk."""
+    newest saved activity's time gives the same exactly-once walk."""
     add_users(server, tenant.tenant_id, "old", 30)
     wait_ingested(server, tenant.tenant_id)
     with mcas(server, tenant, "CloudApp-Activity.Read.All") as client:
-        first = listing(client, "/api/v1/activities/", {"limit": 1})
-        bound = max(a["created"] for a in first["data"])
-        expected = first["total"]
+        newest = listing(client, "/api/v1/activities/", {"limit": 1, "sortField": "created"})
+        bound = newest["data"][0]["created"]  # the last saved activity's time
+        expected = listing(client, "/api/v1/activities/", {"filters": {"created": {"lte": bound}}})["total"]
+        assert expected == newest["total"] >= 30
         seen: list[str] = []
         skip = 0
         while True:
