@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, case, func, literal, select, tuple_, union_all
+from sqlalchemy import Integer, String, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,19 +146,27 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
     ) -> tuple[list[tuple[str, str, str, int, datetime]], tuple[str, datetime] | None]:
         """The user's and the tenant's counts for the (feature, value) ``keys`` and the user's stored risk
         (level, last updated), in one statement (the risk row rides along the counts as subject "!risk").
-        The keys are whole (feature, value) pairs so that every lookup is a primary-key probe: with the
-        value alone the tenant's rows (every address and agent it has seen) would be scanned."""
-        counts = select(
-            FeatureCount.subject,
-            FeatureCount.feature,
-            FeatureCount.value,
-            FeatureCount.count,
-            FeatureCount.first_seen_at,
-        ).where(
-            FeatureCount.tenant_id == self.tenant_id,
-            FeatureCount.subject.in_([user_id, "*"]),
-            tuple_(FeatureCount.feature, FeatureCount.value).in_(list(keys)),
-        )
+        One branch per feature, so that every lookup is a primary-key probe on both databases: with the
+        value alone the tenant's rows (every address and agent it has seen) were scanned, and neither
+        planner probes a list of (feature, value) pairs reliably."""
+        by_feature: dict[str, list[str]] = {}
+        for feature, value in keys:
+            by_feature.setdefault(feature, []).append(value)
+        counts = [
+            select(
+                FeatureCount.subject,
+                FeatureCount.feature,
+                FeatureCount.value,
+                FeatureCount.count,
+                FeatureCount.first_seen_at,
+            ).where(
+                FeatureCount.tenant_id == self.tenant_id,
+                FeatureCount.subject.in_([user_id, "*"]),
+                FeatureCount.feature == feature,
+                FeatureCount.value.in_(values),
+            )
+            for feature, values in by_feature.items()
+        ]
         risk = select(
             literal("!risk", String(36)),
             RiskyUser.risk_level,
@@ -169,7 +177,7 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         rows: list[tuple[str, str, str, int, datetime]] = []
         level: tuple[str, datetime] | None = None
         for subject, feature, value, count, seen in (
-            await self.session.execute(union_all(counts, risk))
+            await self.session.execute(union_all(*counts, risk))
         ).all():
             if subject == "!risk":
                 level = (feature, seen)
