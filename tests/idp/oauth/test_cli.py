@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.idp.oauth.support import Client, make_user, signed_in_browser, tokens
 from tests.support.server import TenantHandle, TestServer
-from trustplane.idp.oauth.service import RegisteredClient
+from trustplane.core.errors import BadRequest
+from trustplane.idp.oauth.service import RegisteredClient, check_redirect_uri
 
 
 def cli(server: TestServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,6 +26,7 @@ def cli(server: TestServer, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a CLI process per call (imports and start-up: seconds on a loaded machine)
 def test_create_sso_registers_a_public_client_that_signs_users_in(
     server: TestServer, tenant: TenantHandle
 ) -> None:
@@ -39,10 +43,28 @@ def test_create_sso_registers_a_public_client_that_signs_users_in(
     assert body["id_token"] and body["refresh_token"]
 
 
-def test_create_sso_refuses_a_redirect_uri_with_a_fragment_or_plain_http(
+@pytest.mark.slow
+def test_create_sso_refuses_a_plain_http_redirect_uri_and_registers_nothing(
     server: TestServer, tenant: TenantHandle
 ) -> None:
-    for uri in ("https://app.example/cb#x", "http://app.example/cb"):
-        result = cli(server, "--tenant", tenant.domain, "--name", "Bad", "--redirect-uri", uri)
-        assert result.returncode == 2 and "redirect URI" in result.stdout + result.stderr
+    result = cli(
+        server, "--tenant", tenant.domain, "--name", "Bad", "--redirect-uri", "http://app.example/cb"
+    )
+    assert result.returncode == 2 and "redirect URI" in result.stdout + result.stderr
     assert server.scalar("SELECT count(*) FROM applications WHERE display_name = 'Bad'") == 0
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://app.example/cb",
+        "https://app.example/cb#x",
+        "https://user:pw@app.example/cb",
+        "app.example/cb",
+        "javascript:alert(1)",
+        "https://app.example/c b",
+    ],
+)
+def test_register_client_refuses_unsafe_redirect_uris(uri: str) -> None:
+    with pytest.raises(BadRequest):
+        check_redirect_uri(uri)
