@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, case, func, literal, select, union_all
+from sqlalchemy import Integer, String, bindparam, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,51 @@ ACTIVE_STATES = ("atRisk", "confirmedCompromised")
 def _insert(session: AsyncSession, model: type[Any]) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+_PROFILES: dict[tuple[str, ...], Any] = {}
+_UPSERTS: dict[str, Any] = {}
+
+
+def _profile_statement(features: tuple[str, ...]) -> Any:
+    """The profile read for these features, built once (bound parameters: tenant, user, subjects, v<i>)."""
+    stmt = _PROFILES.get(features)
+    if stmt is None:
+        counts = [
+            select(
+                FeatureCount.subject,
+                FeatureCount.feature,
+                FeatureCount.value,
+                FeatureCount.count,
+                FeatureCount.first_seen_at,
+            ).where(
+                FeatureCount.tenant_id == bindparam("tenant"),
+                FeatureCount.subject.in_(bindparam("subjects", expanding=True)),
+                FeatureCount.feature == feature,
+                FeatureCount.value.in_(bindparam(f"v{i}", expanding=True)),
+            )
+            for i, feature in enumerate(features)
+        ]
+        risk = select(
+            literal("!risk", String(36)),
+            RiskyUser.risk_level,
+            RiskyUser.risk_state,
+            literal(0, Integer),
+            RiskyUser.risk_last_updated_at,
+        ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
+        stmt = _PROFILES[features] = union_all(*counts, risk)
+    return stmt
+
+
+def _upsert_statement(dialect: str) -> Any:
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(FeatureCount)
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["tenant_id", "subject", "feature", "value"],
+            set_={"count": FeatureCount.count + insert.excluded.count},
+        )
+    return stmt
 
 
 class SignInRepository(TenantRepository[SignIn]):
@@ -152,33 +197,12 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         by_feature: dict[str, list[str]] = {}
         for feature, value in keys:
             by_feature.setdefault(feature, []).append(value)
-        counts = [
-            select(
-                FeatureCount.subject,
-                FeatureCount.feature,
-                FeatureCount.value,
-                FeatureCount.count,
-                FeatureCount.first_seen_at,
-            ).where(
-                FeatureCount.tenant_id == self.tenant_id,
-                FeatureCount.subject.in_([user_id, "*"]),
-                FeatureCount.feature == feature,
-                FeatureCount.value.in_(values),
-            )
-            for feature, values in by_feature.items()
-        ]
-        risk = select(
-            literal("!risk", String(36)),
-            RiskyUser.risk_level,
-            RiskyUser.risk_state,
-            literal(0, Integer),
-            RiskyUser.risk_last_updated_at,
-        ).where(RiskyUser.tenant_id == self.tenant_id, RiskyUser.id == user_id)
+        params: dict[str, Any] = {"tenant": self.tenant_id, "user": user_id, "subjects": [user_id, "*"]}
+        params.update({f"v{i}": values for i, values in enumerate(by_feature.values())})
+        stmt = _profile_statement(tuple(by_feature))
         rows: list[tuple[str, str, str, int, datetime]] = []
         level: tuple[str, datetime] | None = None
-        for subject, feature, value, count, seen in (
-            await self.session.execute(union_all(*counts, risk))
-        ).all():
+        for subject, feature, value, count, seen in (await self.session.execute(stmt, params)).all():
             if subject == "!risk":
                 level = (feature, seen)
             else:
@@ -190,19 +214,10 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         if not rows:
             return
         values = [
-            {
-                "tenant_id": self.tenant_id,
-                "subject": s,
-                "feature": f,
-                "value": v,
-                "count": n,
-                "first_seen_at": at,
-            }
+            {"tenant_id": self.tenant_id, "subject": s, "feature": f, "value": v, "count": n}
+            | {"first_seen_at": at}
             for s, f, v, n in rows
         ]
-        stmt = _insert(self.session, FeatureCount).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "subject", "feature", "value"],
-            set_={"count": FeatureCount.count + stmt.excluded.count},
-        )
-        await self.session.execute(stmt)
+        # One statement built once per dialect and executed for many rows (the driver's executemany): a
+        # multi-row VALUES statement is compiled afresh on every call, which cost more than the database.
+        await self.session.execute(_upsert_statement(self.session.get_bind().dialect.name), values)
