@@ -1,7 +1,8 @@
-"""Identity protection rules, once. ``assess`` scores one sign-in attempt with every detector, stores the
-sign-in and its detections, and updates the user's risk; the admin and partner actions (confirm compromised,
-confirm safe, dismiss, remediate, threat-intelligence reports) move the user's riskState. Never commits; no
-HTTP types.
+"""Identity protection rules, once. ``assess`` scores one sign-in attempt with the detectors that need no
+other sign-in, stores the sign-in and its detections, updates the user's risk, and queues the durable job
+in which unlikely travel and password spray look at the other sign-ins (``detect_offline``, run by
+``tasks.py``); the admin and partner actions (confirm compromised, confirm safe, dismiss, remediate,
+threat-intelligence reports) move the user's riskState. Never commits; no HTTP types.
 
 User risk (our rule; Microsoft documents no formula): the highest level among the user's *active*
 detections (riskState atRisk or confirmedCompromised), where a low detection stops counting 180 days after
