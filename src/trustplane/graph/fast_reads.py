@@ -45,7 +45,6 @@ from trustplane.core.observability import REGISTRY
 from trustplane.directory import service
 from trustplane.graph import api
 from trustplane.graph.properties import GROUP, USER
-from trustplane.graph.query import context_url, equality_lookup
 
 log = structlog.get_logger("trustplane.graph.fast_reads")
 
@@ -80,15 +79,9 @@ async def _group_by_id(request: Request, principal: Principal, group_id: str) ->
 
 
 async def _user_by_upn(request: Request, principal: Principal, _: str) -> bytes | None:
-    lookup = equality_lookup(request, USER, "userPrincipalName")
-    if lookup is None:
-        return None  # the general collection path
-    upn, select_ = lookup
-    db = request.app.state.db
-    async with db.read_only() as session:
-        user = await service.find_user_by_upn(session, principal.tenant_id, upn)
-    found = [USER.render(user, select_)] if user is not None else []
-    return orjson.dumps({"@odata.context": context_url(request, "users", select_), "value": found})
+    async with request.app.state.db.read_only() as session:
+        body = await api.users_by_upn_lookup(request, session, principal.tenant_id)
+    return orjson.dumps(body) if body is not None else None  # None: the general collection path
 
 
 def _bearer_jwt(scope: Scope) -> str | None:
