@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,16 @@ def alembic_config(connection: Any = None) -> Config:
     return cfg
 
 
+def _upgrade(sync_conn: Any, revision: str) -> None:
+    with warnings.catch_warnings():
+        # Batch mode reflects SQLite tables and cannot read expression indexes; 0010 restores them.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+        command.upgrade(alembic_config(sync_conn), revision)
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
+        await conn.run_sync(_upgrade, revision)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
