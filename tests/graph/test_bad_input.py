@@ -227,6 +227,11 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Env], dict[str, Any]]]] = {
     "dismiss-risk": ("POST", f"{RISKY}/dismiss", lambda e: {"userIds": [e.ids["u2"]]}),
 }
 
+# Actions that take no parameters (Graph clients send no body): an empty body or {} is the valid call.
+NO_PARAMETERS: dict[str, tuple[str, str]] = {
+    "revoke-sign-in-sessions": ("POST", "/v1.0/users/{u2}/revokeSignInSessions"),
+}
+
 OVERSIZE = 1_048_576 + 1024  # just past the default settings.max_body_bytes
 
 
@@ -266,6 +271,22 @@ def generic_cases() -> list[Case]:
         Case(f"{endpoint}-{name}", method, path, make(valid), status, says)
         for endpoint, (method, path, valid) in ENDPOINTS.items()
         for name, make, status, says in GENERIC
+    ]
+
+
+def no_parameter_cases() -> list[Case]:
+    broken: list[tuple[str, Body, int, str]] = [
+        ("malformed-json", Raw(b'{"reason": "unterminated'), 400, "not valid JSON"),
+        ("json-array", Raw(b"[]"), 400, "must be a JSON object"),
+        ("a-parameter", const({"reason": "compromised"}), 400, "takes no parameters"),
+        ("nul-in-property-name", const({"bad\u0000name": 1}), 400, "NUL character"),
+        ("oversize-declared", Raw(oversize_body()), 413, "larger than the limit"),
+        ("oversize-chunked", Raw(oversize_body(), chunked=True), 413, "larger than the limit"),
+    ]
+    return [
+        Case(f"{action}-{name}", method, path, body, status, says)
+        for action, (method, path) in NO_PARAMETERS.items()
+        for name, body, status, says in broken
     ]
 
 
@@ -582,7 +603,7 @@ def without(valid: Callable[[Env], dict[str, Any]], prop: str) -> Callable[[Env]
     return lambda e: {k: v for k, v in valid(e).items() if k != prop}
 
 
-CASES = generic_cases() + user_cases() + group_cases() + member_cases() + query_cases()
+CASES = generic_cases() + no_parameter_cases() + user_cases() + group_cases() + member_cases() + query_cases()
 
 
 def send(env: Env, case: Case) -> httpx.Response:
@@ -630,15 +651,21 @@ def test_each_endpoint_accepts_its_valid_body(server: TestServer) -> None:
         for name, (method, path, valid) in ENDPOINTS.items():
             response = client.request(method, env.path(path), json=valid(env))
             assert response.status_code in (200, 201, 204), f"{name}: {response.text}"
+        for name, (method, path) in NO_PARAMETERS.items():
+            for body in (None, {}):
+                response = client.request(method, env.path(path), json=body)
+                assert response.status_code == 200, f"{name} with {body!r}: {response.text}"
 
 
 def test_generic_cases_cover_every_endpoint_that_takes_a_body(server: TestServer) -> None:
-    """Every Graph POST and PATCH in the OpenAPI document is in ENDPOINTS, so gets every generic case."""
+    """Every Graph POST and PATCH in the OpenAPI document is in ENDPOINTS (every generic case) or in
+    NO_PARAMETERS (its own cases)."""
 
     def shape(path: str) -> str:
         return re.sub(r"\{[^}]+\}", "{}", path)
 
     covered = {(method, shape(path)) for method, path, _ in ENDPOINTS.values()}
+    covered |= {(method, shape(path)) for method, path in NO_PARAMETERS.values()}
     documented = {
         (method.upper(), shape(path))
         for path, item in server.app.openapi()["paths"].items()

@@ -47,6 +47,13 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return parse_json_object(await read_body(request))
 
 
+async def read_no_parameters(request: Request, action: str) -> None:
+    """For an action that takes no parameters: an empty body or ``{}``; anything else is refused clearly."""
+    raw = await read_body(request)
+    if raw.strip() and parse_json_object(raw):
+        raise BadRequest(f"{action} takes no parameters: send no body or an empty JSON object.")
+
+
 def has_nul(body: Any) -> bool:
     pending = [body]  # iterative: JSON may nest deeper than Python's recursion limit
     while pending:

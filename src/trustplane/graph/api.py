@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth import permissions as perm
 from trustplane.auth.deps import DbSession, ReadSession, requires
 from trustplane.auth.permissions import Principal
-from trustplane.core.bodies import read_json_object
+from trustplane.core.bodies import read_json_object, read_no_parameters
 from trustplane.core.errors import BadRequest
 from trustplane.core.events import Actor
 from trustplane.core.ids import is_uuid
@@ -196,6 +196,7 @@ async def revoke_sign_in_sessions(
     principal: Principal = Depends(requires(*perm.WRITE_USERS)),
     session: AsyncSession = DbSession,
 ) -> Response:
+    await read_no_parameters(request, "revokeSignInSessions")
     await service.revoke_sign_in_sessions(session, principal.tenant_id, actor_of(principal), user_id)
     return json({"@odata.context": context_url(request, "Edm.Boolean"), "value": True})
 
