@@ -55,7 +55,9 @@ def route(methods: list[str], path: str, **kwargs: Any) -> Callable[[Any], Any]:
     that posts to the other form must not get a redirect it will not follow."""
 
     def register(fn: Any) -> Any:
-        router.add_api_route(path, fn, methods=methods, **kwargs)
+        for method in methods:  # one operation per method: OpenAPI ids must be unique
+            operation_id = f"{fn.__name__}_{method.lower()}" if len(methods) > 1 else None
+            router.add_api_route(path, fn, methods=[method], operation_id=operation_id, **kwargs)
         router.add_api_route(path.rstrip("/"), fn, methods=methods, include_in_schema=False, **kwargs)
         return fn
 

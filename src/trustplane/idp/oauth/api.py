@@ -126,10 +126,15 @@ def _query_params(request: Request) -> dict[str, str]:
     return single_valued(parse_qsl(request.url.query, keep_blank_values=True))
 
 
-@router.api_route(
+@router.get(
     "/{tenant}/oauth2/v2.0/authorize",
-    methods=["GET", "POST"],
     summary="OAuth 2.0 / OIDC authorization endpoint",
+    operation_id="authorize_get",
+)
+@router.post(
+    "/{tenant}/oauth2/v2.0/authorize",
+    summary="OAuth 2.0 / OIDC authorization endpoint (form post)",
+    operation_id="authorize_post",
 )
 async def authorize(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
     if request.method == "POST":  # OIDC Core 3.1.2.1: POST is the same request; answer it as a GET
@@ -279,7 +284,8 @@ def _bearer_error(status: int, error: str, description: str, challenge: str | No
     )
 
 
-@router.api_route("/{tenant}/openid/userinfo", methods=["GET", "POST"], summary="OpenID Connect UserInfo")
+@router.get("/{tenant}/openid/userinfo", summary="OpenID Connect UserInfo", operation_id="userinfo_get")
+@router.post("/{tenant}/openid/userinfo", summary="OpenID Connect UserInfo", operation_id="userinfo_post")
 async def userinfo(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
@@ -384,7 +390,10 @@ async def introspect(tenant: str, request: Request, session: AsyncSession = DbSe
 # ---------------------------------------------------------------- logout
 
 
-@router.api_route("/{tenant}/oauth2/v2.0/logout", methods=["GET", "POST"], summary="RP-initiated logout")
+@router.get("/{tenant}/oauth2/v2.0/logout", summary="RP-initiated logout", operation_id="logout_get")
+@router.post(
+    "/{tenant}/oauth2/v2.0/logout", summary="RP-initiated logout (form post)", operation_id="logout_post"
+)
 async def logout(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
     return await run_logout(request, session, tenant)
 
