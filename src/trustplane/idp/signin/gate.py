@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustplane.core.clock import to_utc, utcnow
-from trustplane.core.ids import new_id
 from trustplane.directory.repository import UserRepository
 from trustplane.idp import sessions
 from trustplane.idp.contracts import Authenticated, ClientRef
@@ -98,16 +97,7 @@ async def sign_in_gate(
     assessment = await protection.assess(
         session,
         tenant_id,
-        protection.SignInAttempt(
-            user_principal_name=user.user_principal_name,
-            at=now,
-            ip_address=facts.ip_address,
-            user_id=user.id,
-            user_agent=facts.user_agent,
-            app_id=client.client_id,
-            app_display_name=client.display_name,
-            correlation_id=new_id(),
-        ),
+        facts.attempt(user.user_principal_name, user.id, client.client_id, client.display_name, now),
         learn=False,
     )
     sign_in = assessment.sign_in

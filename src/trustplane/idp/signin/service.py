@@ -69,6 +69,21 @@ class RequestFacts:
     ip_address: str | None
     user_agent: str | None
 
+    def attempt(
+        self, upn: str, user_id: str | None, app_id: str | None, app_display_name: str | None, at: datetime
+    ) -> protection.SignInAttempt:
+        """The sign-in attempt identity protection assesses, with a fresh correlation id."""
+        return protection.SignInAttempt(
+            user_principal_name=upn,
+            at=at,
+            ip_address=self.ip_address,
+            user_id=user_id,
+            user_agent=self.user_agent,
+            app_id=app_id,
+            app_display_name=app_display_name,
+            correlation_id=new_id(),
+        )
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -363,16 +378,7 @@ async def password_step(
     subjects = await lockout.subjects_for(
         session, tenant_id, user.id if user else None, facts.ip_address, now
     )
-    attempt = protection.SignInAttempt(
-        user_principal_name=upn,
-        at=now,
-        ip_address=facts.ip_address,
-        user_id=user.id if user else None,
-        user_agent=facts.user_agent,
-        app_id=flow.client_id,
-        app_display_name=flow.app_display_name,
-        correlation_id=new_id(),
-    )
+    attempt = facts.attempt(upn, user.id if user else None, flow.client_id, flow.app_display_name, now)
     locked = await lockout.locked(session, tenant_id, subjects, now)
     if locked is not None:
         await protection.assess(
@@ -625,16 +631,7 @@ async def passkey_step(
     assessment = await protection.assess(
         session,
         tenant_id,
-        protection.SignInAttempt(
-            user_principal_name=user.user_principal_name,
-            at=now,
-            ip_address=facts.ip_address,
-            user_id=user.id,
-            user_agent=facts.user_agent,
-            app_id=flow.client_id,
-            app_display_name=flow.app_display_name,
-            correlation_id=new_id(),
-        ),
+        facts.attempt(user.user_principal_name, user.id, flow.client_id, flow.app_display_name, now),
     )
     flow.user_id = user.id
     flow.amr = ["fido", "mfa"]
