@@ -172,8 +172,16 @@ def test_webhook_subscriptions_validate_and_are_tenant_scoped(
         ):
             response = client.post("/api/v1/webhooks/", json=body)
             assert response.status_code == 400 and set(response.json()) == {"detail"}
+        for internal in (
+            "http://127.0.0.1:9/x",
+            "http://[::ffff:169.254.169.254]/latest",
+            "http://10.0.0.5/",
+        ):
+            refused = client.post("/api/v1/webhooks/", json={"url": internal})
+            assert refused.status_code == 400 and "not a public address" in refused.json()["detail"]
+        assert client.get("/api/v1/webhooks/").json()["data"] == []
         made = client.post(
-            "/api/v1/webhooks/", json={"url": "http://127.0.0.1:9/x", "eventTypes": ["alert.closed"]}
+            "/api/v1/webhooks/", json={"url": "http://9.9.9.9:9/x", "eventTypes": ["alert.closed"]}
         )
         assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
         listed = client.get("/api/v1/webhooks/").json()["data"]

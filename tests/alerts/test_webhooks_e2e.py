@@ -160,6 +160,8 @@ class ServerProcess:
             "TRUSTPLANE_JOB_POLL_SECONDS": "0.05",
             "TRUSTPLANE_LOG_LEVEL": "warning",
             "TRUSTPLANE_WEBHOOK_RETRY_SECONDS": "1,1,1,1",
+            # The receiver runs on loopback, which webhooks may reach only when the operator allows it.
+            "TRUSTPLANE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
         self.log = (data_dir / f"serve-{time.time_ns()}.log").open("wb")
         self.process = subprocess.Popen(

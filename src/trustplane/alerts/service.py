@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from trustplane.alerts import schemas
+from trustplane.alerts import egress, schemas
 from trustplane.alerts.activities import ActivityDraft, drafts_for, epoch_ms
 from trustplane.alerts.filters import compile_filters
 from trustplane.alerts.models import (
@@ -464,6 +464,12 @@ def _check_url(url: Any) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest("'url' must be an absolute http or https URL.")
+    if parts.username is not None or parts.password is not None:
+        raise BadRequest("'url' must not carry credentials; the signature authenticates TrustPlane.")
+    try:
+        egress.check_literal(url)
+    except egress.EgressRefused as exc:
+        raise BadRequest(f"'url': {exc}") from exc
     return url
 
 

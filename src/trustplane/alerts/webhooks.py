@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
+from trustplane.alerts import egress
 from trustplane.alerts.models import WebhookDelivery, WebhookSubscription
 from trustplane.alerts.repository import DeliveryRepository, WebhookRepository
 from trustplane.core.clock import utcnow
@@ -60,11 +61,16 @@ async def attempt(session: AsyncSession, tenant_id: str, delivery_id: str, job_k
     status: int | None = None
     error: str | None = None
     try:
+        target = await egress.resolve(sub.url)
+        headers = {**signed_headers(sub, delivery, body), "host": target.host_header}
+        extensions = {"sni_hostname": target.tls_name} if target.tls_name else None
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(sub.url, content=body, headers=signed_headers(sub, delivery, body))
+            response = await client.post(target.url, content=body, headers=headers, extensions=extensions)
         status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"
+    except egress.EgressRefused as exc:
+        error = f"refused: {exc}"[:500]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     delivery.attempts += 1

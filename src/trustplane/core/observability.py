@@ -77,8 +77,11 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
+                headers = message.setdefault("headers", [])
+                # An error renderer may have set it already (it must, for errors Starlette renders outside
+                # this middleware); one header, not two.
+                if not any(name == b"request-id" for name, _ in headers):
+                    message["headers"] = [*headers, (b"request-id", request_id.encode())]
             await send(message)
 
         try:
