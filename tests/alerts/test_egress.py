@@ -7,11 +7,15 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
 
-from trustplane.alerts import egress
+from tests.support.server import TenantHandle, TestServer
+from trustplane.alerts import egress, webhooks
+from trustplane.alerts import service as alerts
+from trustplane.alerts.models import WebhookDelivery
 
 
 @pytest.fixture
@@ -99,3 +103,49 @@ def test_https_names_keep_their_tls_name(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(egress.ALLOWED_NETWORKS_ENV, "127.0.0.0/8,::1/128")
     target = asyncio.run(egress.resolve("https://localhost/hook"))
     assert target.url in ("https://127.0.0.1/hook", "https://[::1]/hook") and target.tls_name == "localhost"
+
+
+def test_a_delivery_holds_no_transaction_while_the_receiver_answers(
+    server: TestServer, tenant: TenantHandle, receiver: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiver may take seconds: the attempt's session is out of its transaction meanwhile, and the
+    attempt is still logged (in a new one) when the answer comes."""
+    port, hosts = receiver
+    monkeypatch.setenv(egress.ALLOWED_NETWORKS_ENV, "127.0.0.0/8")
+    seen: list[bool] = []
+
+    async def scenario() -> WebhookDelivery:
+        async with server.db.session() as session:
+            sub = await alerts.create_webhook(
+                session,
+                tenant.tenant_id,
+                url=f"http://127.0.0.1:{port}/in",
+                event_types=None,
+                description=None,
+            )
+            delivery = WebhookDelivery(
+                tenant_id=tenant.tenant_id,
+                subscription_id=sub.id,
+                message_id="msg_test",
+                event_type="alert.created",
+                payload={"x": 1},
+            )
+            session.add(delivery)
+        real_post = httpx.AsyncClient.post
+
+        async def watched_post(client: httpx.AsyncClient, *args: Any, **kwargs: Any) -> httpx.Response:
+            seen.append(session.in_transaction())
+            return await real_post(client, *args, **kwargs)
+
+        monkeypatch.setattr(httpx.AsyncClient, "post", watched_post)
+        async with server.db.session() as session:
+            await webhooks.attempt(session, tenant.tenant_id, delivery.id, "alerts.webhook.deliver")
+        async with server.db.session() as session:
+            found = await session.get(WebhookDelivery, delivery.id)
+            assert found is not None
+            return found
+
+    done = server.run(scenario())
+    assert seen == [False]
+    assert hosts == [f"127.0.0.1:{port}"]
+    assert done.status == "delivered" and done.attempts == 1 and done.log[0]["statusCode"] == 204

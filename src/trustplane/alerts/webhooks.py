@@ -60,9 +60,13 @@ async def attempt(session: AsyncSession, tenant_id: str, delivery_id: str, job_k
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
+    url, headers = sub.url, signed_headers(sub, delivery, body)
+    # The call may take up to TIMEOUT_SECONDS: hold no transaction, nor a pooled connection, meanwhile (the
+    # job's lease keeps other workers off it; what it read stays loaded, the session does not expire it).
+    await session.commit()
     try:
-        target = await egress.resolve(sub.url)
-        headers = {**signed_headers(sub, delivery, body), "host": target.host_header}
+        target = await egress.resolve(url)
+        headers["host"] = target.host_header
         extensions = {"sni_hostname": target.tls_name} if target.tls_name else None
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
             response = await client.post(target.url, content=body, headers=headers, extensions=extensions)
@@ -73,6 +77,7 @@ async def attempt(session: AsyncSession, tenant_id: str, delivery_id: str, job_k
         error = f"refused: {exc}"[:500]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
+    await session.refresh(delivery)
     delivery.attempts += 1
     entry = {
         "attempt": delivery.attempts,
