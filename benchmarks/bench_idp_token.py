@@ -7,7 +7,7 @@ Figures, each beside the yardstick measured in the same run:
   claims in this process (one core) — the ceiling when nothing but signing were done — and beside bare
   argon2id verifies/s of the same secret hash (the library's parameters, which client secrets use);
 * where one token's time goes, timed in place inside the token route's own code run in-process on the
-  same database (``authenticate_client`` + ``run_grant`` in a committed transaction, sequential): the
+  same database (Authlib's server via ``server.token_response``, in a committed transaction, sequential): the
   client secret check (argon2id once per secret per process, then the remembered SHA-256 — see
   ``auth.service.VerifiedClientSecrets``), the RS256 signing, and the rest (tenant and app reads, claims,
   commit), each as a share of the whole; and the same two costs as shares of the HTTP time per token
@@ -155,8 +155,8 @@ async def breakdown(url: str, tenant_id: str, client_id: str, secret: str, token
     from trustplane.auth.keys import KeyStore
     from trustplane.core.db import Database
     from trustplane.directory.service import resolve_tenant
-    from trustplane.idp.oauth.grants import TokenContext, run_grant
-    from trustplane.idp.oauth.service import authenticate_client
+    from trustplane.idp.oauth.grants import TokenContext
+    from trustplane.idp.oauth.server import token_response
 
     spent: dict[str, float] = defaultdict(float)
 
@@ -193,12 +193,17 @@ async def breakdown(url: str, tenant_id: str, client_id: str, secret: str, token
     async def one() -> None:
         async with db.session() as session:  # the request's transaction, committed at the end
             tenant = await resolve_tenant(session, tenant_id)
-            app = await authenticate_client(session, tenant.id, client_id, secret)
             ctx = TokenContext(
                 session, keys, tenant.id, "http://127.0.0.1", ["https://graph.microsoft.com"], 3600
             )
-            body = await run_grant(ctx, app, "client_credentials", {"scope": SCOPE})
-            assert body["access_token"]
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": SCOPE,
+            }
+            response = await token_response(ctx, uri="http://127.0.0.1/token", headers={}, form=form)
+            assert response.status_code == 200 and b"access_token" in response.body
 
     try:
         for _ in range(10):
@@ -264,7 +269,7 @@ def main() -> None:
     total = parts.pop("total")
     per_http = 1 / rate
     print(
-        f"one token in-process (authenticate_client + run_grant + commit, sequential): {total * 1000:.2f} ms"
+        f"one token in-process (Authlib token_response + commit, sequential): {total * 1000:.2f} ms"
     )
     print(f"{'':46s} {'ms':>8s} {'of in-process':>14s} {'of HTTP time':>13s}")
     for name, seconds in parts.items():

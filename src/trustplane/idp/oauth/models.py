@@ -55,6 +55,13 @@ class AuthorizationCode(Base):
     # Set when redeemed, so a second redemption can revoke what the first one issued.
     grant_id: Mapped[str | None] = mapped_column(String(36), default=None)
 
+    # Authlib's AuthorizationCodeMixin, read by its code grant and PKCE extension.
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
 
 class RefreshToken(Base):
     __tablename__ = "oauth_refresh_tokens"

@@ -18,7 +18,6 @@ from authlib.oauth2.rfc6749.errors import (
     OAuth2Error,
     UnauthorizedClientError,
 )
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.auth.service import (
@@ -44,7 +43,6 @@ GRANT_TYPES = (AUTHORIZATION_CODE, REFRESH_TOKEN, CLIENT_CREDENTIALS)
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 CODE_LIFETIME = timedelta(minutes=10)  # as Entra's
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # BASE64URL(SHA-256(verifier)) without padding
-_PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 4.1
 _SCOPE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _MAX_REDIRECT_URIS = 32
 
@@ -392,16 +390,6 @@ async def issue_code(
     )
     await session.flush()
     return code
-
-
-def check_code_verifier(code: AuthorizationCode, verifier: str | None) -> bool:
-    """PKCE (RFC 7636 4.6), with no downgrade: a code issued with a challenge needs its verifier, and a
-    verifier sent for a code issued without one is refused too."""
-    if code.code_challenge is None:
-        return verifier is None
-    if verifier is None or not _PKCE_VERIFIER.match(verifier):
-        return False
-    return secrets.compare_digest(create_s256_code_challenge(verifier), code.code_challenge)
 
 
 # ---------------------------------------------------------------- ending grants
