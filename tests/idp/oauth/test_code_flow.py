@@ -201,6 +201,23 @@ def test_discovery_names_every_endpoint_and_only_s256(server: TestServer, tenant
     assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
 
 
+def test_every_authorization_response_names_its_issuer_rfc_9207(
+    server: TestServer, setup: tuple[Client, str, httpx.Client]
+) -> None:
+    """A success and an error redirect both carry ``iss``, equal to the discovery document's issuer (the
+    value a client compares against to detect a mix-up), and discovery advertises it."""
+    client, _, browser = setup
+    tenant = client.tenant
+    doc = httpx.get(f"{server.url}/{tenant.tenant_id}/v2.0/.well-known/openid-configuration").json()
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    success = redirected_params(authorize(browser, client, authorize_params(client, pkce()[1])), client)
+    assert "code" in success and success["iss"] == doc["issuer"]
+    with httpx.Client(base_url=server.url, follow_redirects=False) as anonymous:
+        params = authorize_params(client, pkce()[1], prompt="none")
+        error = redirected_params(authorize(anonymous, client, params), client)
+    assert error["error"] == "login_required" and error["iss"] == doc["issuer"]
+
+
 def test_a_code_is_only_good_at_its_own_tenant(
     server: TestServer, setup: tuple[Client, str, httpx.Client]
 ) -> None:

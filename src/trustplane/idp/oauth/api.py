@@ -152,16 +152,32 @@ async def authorize(tenant: str, request: Request, session: AsyncSession = DbSes
         return pages.error_page("invalid_request", exc.description, request_id=request_id(request))
     except RedirectableError as exc:
         # validate_authorization_request checked the client and its redirect URI before raising this
-        return _redirect_error(exc.error.error, exc.error.description, params["redirect_uri"], exc.state)
+        error = exc.error
+        return _redirect_error(
+            request, tenant_row, error.error, error.description, params["redirect_uri"], exc.state
+        )
     return await _authorize_valid(request, session, tenant_row, areq)
 
 
-def _redirect_error(error: Any, description: Any, redirect_uri: str, state: str | None) -> Response:
-    return pages.redirect(
-        pages.with_params(
-            redirect_uri,
-            {"error": str(error), "error_description": str(description or error), "state": state},
-        )
+def _authorization_response(
+    request: Request, tenant_row: Tenant, redirect_uri: str, **params: Any
+) -> Response:
+    """A redirect to the client with the response's parameters and, RFC 9207, this authority's ``iss``
+    (so a client talking to several can tell which one answered: mix-up attacks)."""
+    iss = issuer_for(base_url(request), tenant_row.id)
+    return pages.redirect(pages.with_params(redirect_uri, {**params, "iss": iss}))
+
+
+def _redirect_error(
+    request: Request, tenant_row: Tenant, error: Any, description: Any, redirect_uri: str, state: str | None
+) -> Response:
+    return _authorization_response(
+        request,
+        tenant_row,
+        redirect_uri,
+        error=str(error),
+        error_description=str(description or error),
+        state=state,
     )
 
 
@@ -183,7 +199,7 @@ async def _authorize_valid(
             max_age=areq.max_age,
         )
     except InteractionRequired as exc:
-        return _redirect_error(exc.error, exc.description, areq.redirect_uri, areq.state)
+        return _redirect_error(request, tenant_row, exc.error, exc.description, areq.redirect_uri, areq.state)
     if not isinstance(outcome, Authenticated):
         return outcome  # the sign-in, step-up or block page
     prompts = set((areq.prompt or "").split())
@@ -191,7 +207,12 @@ async def _authorize_valid(
     if "consent" in prompts or not consented:
         if "none" in prompts:
             return _redirect_error(
-                "consent_required", "The user must consent.", areq.redirect_uri, areq.state
+                request,
+                tenant_row,
+                "consent_required",
+                "The user must consent.",
+                areq.redirect_uri,
+                areq.state,
             )
         return await _consent_page(request, session, tenant_row, areq, outcome)
     code = await issue_code(
@@ -203,7 +224,7 @@ async def _authorize_valid(
         auth_time=outcome.auth_time,
         amr=outcome.amr,
     )
-    return pages.redirect(pages.with_params(areq.redirect_uri, {"code": code, "state": areq.state}))
+    return _authorization_response(request, tenant_row, areq.redirect_uri, code=code, state=areq.state)
 
 
 _SCOPE_TEXT = {
@@ -262,7 +283,9 @@ async def consent(tenant: str, request: Request, session: AsyncSession = DbSessi
         )
     if form.get("decision") != "allow":
         denied = AccessDeniedError(description="The user declined to consent.")
-        return _redirect_error(denied.error, denied.description, areq.redirect_uri, areq.state)
+        return _redirect_error(
+            request, tenant_row, denied.error, denied.description, areq.redirect_uri, areq.state
+        )
     await record_user_consent(session, tenant_row.id, areq.client.id, browser.user_id, areq.scope.all)
     params.pop("prompt", None)  # consent given: the repeated request must not ask again
     authorize_path = request.url.path.removesuffix("/consent")
@@ -460,6 +483,7 @@ async def openid_configuration(
             "email",
         ],
         "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "frontchannel_logout_supported": False,
         "tenant_region_scope": None,
     }
