@@ -4,15 +4,16 @@ the async engine and the session a request or a job owns."""
 from __future__ import annotations
 
 import asyncio
-import json
+import itertools
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, DateTime, MetaData, Select, event
-from sqlalchemy.dialects.postgresql import JSONB
+import orjson
+from sqlalchemy import JSON, DateTime, MetaData, Select, String, Table, any_, bindparam, event, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -73,8 +74,14 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
 
         return engine
     if url.startswith("postgresql"):
+        # JSON columns decoded with orjson, as on the read pool (``Database._open_read_pool``)
         return create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            json_deserializer=orjson.loads,
         )
     return create_async_engine(url, echo=echo, poolclass=NullPool)
 
@@ -118,6 +125,93 @@ def _prepare(stmt: Select[Any], dialect: Dialect) -> _Prepared:
     return _Prepared(compiled.string, names, binds, processors, record)
 
 
+class _RowsById:
+    """Concurrent reads of one table's rows by (tenant, id), coalesced: a read when none is in flight runs its
+    own query at once (the one-row statement, as before); reads arriving while a query is in flight wait and
+    go together in the next one (``id = ANY($1)``), so a burst of row-cache misses costs a few round trips
+    instead of one each. Every waiter gets its own row (or None: unknown id, or a row of another tenant, which
+    the query's tenant condition and the exact match below both keep out); an error of a query goes to every
+    waiter of that query. A cancelled read cancels nobody else's (batches run in a task of their own)."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, database: Database, table: Table) -> None:
+        self._database = database
+        self._one = select(table).where(
+            table.c.tenant_id == bindparam("_tenant_id"), table.c.id == bindparam("_object_id")
+        )
+        self._many = _by_ids_statement(table, database.dialect)
+        self._waiting: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
+        self._busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None  # the batch runner (a reference keeps it alive)
+        self.queries = 0  # statements run, for tests and benchmarks
+
+    async def get(self, tenant_id: str, object_id: str) -> Any | None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): nothing of the old one can still finish
+            self._loop, self._busy, self._waiting = loop, False, {}
+        if self._busy:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._waiting.setdefault((tenant_id, object_id), []).append(future)
+            return await future
+        self._busy = True
+        try:
+            self.queries += 1
+            return await self._database.fetch_record(
+                self._one, {"_tenant_id": tenant_id, "_object_id": object_id}
+            )
+        finally:
+            if self._waiting:
+                self._task = loop.create_task(self._run())
+            else:
+                self._busy = False
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                keys = list(itertools.islice(self._waiting, self.MAX_BATCH))
+                batch = {key: self._waiting.pop(key) for key in keys}
+                try:
+                    self.queries += 1
+                    rows = await self._database.fetch_records(
+                        self._many,
+                        {"_tenant_ids": sorted({t for t, _ in keys}), "_ids": [i for _, i in keys]},
+                    )
+                except BaseException as exc:
+                    failed = [batch] if isinstance(exc, Exception) else [batch, self._waiting]
+                    for waiters in failed:
+                        for futures in waiters.values():
+                            for future in futures:
+                                if not future.done():
+                                    future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        self._waiting = {}
+                        raise
+                    continue
+                found = {(row.tenant_id, row.id): row for row in rows}
+                for key, futures in batch.items():
+                    row = found.get(key)
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(row)
+        finally:
+            self._busy = False
+
+
+def _by_ids_statement(table: Table, dialect: str) -> Select[Any]:
+    """Every column of the rows of ``table`` whose tenant is one of ``_tenant_ids`` and id one of ``_ids``."""
+    if dialect == "postgresql":  # one statement text for any number of ids (prepared once by asyncpg)
+        return select(table).where(
+            table.c.tenant_id == any_(bindparam("_tenant_ids", type_=ARRAY(String))),
+            table.c.id == any_(bindparam("_ids", type_=ARRAY(String))),
+        )
+    return select(table).where(
+        table.c.tenant_id.in_(bindparam("_tenant_ids", expanding=True)),
+        table.c.id.in_(bindparam("_ids", expanding=True)),
+    )
+
+
 class Database:
     """Owns the engine and hands out sessions. A session never commits on its own: its owner does."""
 
@@ -149,6 +243,7 @@ class Database:
         self._read_pool_size = pool_size
         self._read_pool: Any = None
         self._read_pool_lock = asyncio.Lock()
+        self._rows_by_id: dict[Table, _RowsById] = {}
 
     @property
     def dialect(self) -> str:
@@ -227,26 +322,35 @@ class Database:
         rows = await self.fetch_records(stmt, params)
         return rows[0] if rows else None
 
+    async def record_by_id(self, table: Table, tenant_id: str, object_id: str) -> Any | None:
+        """The row of ``table`` with this id in this tenant as a record (as ``fetch_record`` reads it), read
+        together with the other reads of the table by id in flight at the time (``_RowsById``)."""
+        rows = self._rows_by_id.get(table)
+        if rows is None:
+            rows = self._rows_by_id[table] = _RowsById(self, table)
+        return await rows.get(tenant_id, object_id)
+
     async def _open_read_pool(self) -> Any:
         import asyncpg
 
         async with self._read_pool_lock:
             if self._read_pool is None:
-                deserialize = self.engine.dialect._json_deserializer or json.loads
 
                 async def init(conn: Any) -> None:
                     # JSON values decoded as SQLAlchemy's asyncpg dialect decodes them on its connections
+                    # (``make_engine``): orjson, straight from the bytes, ~0.1-0.5 us per small column
+                    # against ~1.3-2.2 us for decoding to str and the stdlib's json.loads
                     await conn.set_type_codec(
                         "json",
                         encoder=str.encode,
-                        decoder=lambda raw: deserialize(raw.decode()),
+                        decoder=orjson.loads,
                         schema="pg_catalog",
                         format="binary",
                     )
                     await conn.set_type_codec(
                         "jsonb",
                         encoder=lambda text: b"\x01" + text.encode(),
-                        decoder=lambda raw: deserialize(raw[1:].decode()),
+                        decoder=lambda raw: orjson.loads(raw[1:]),
                         schema="pg_catalog",
                         format="binary",
                     )

@@ -75,12 +75,25 @@ class TenantRepository(Generic[M]):
     async def record(self, object_id: str) -> Any | None:
         """The object with this id in this tenant as an immutable record (a named tuple or Core ``Row``:
         every column by name, no ORM identity), for requests that only read: from the row cache when it
-        has it, else one statement."""
-        return await self.cached_record(
-            lambda cache: cache.get(self.tenant_id, object_id),
-            _record_statement(self.model),
-            {"_tenant_id": self.tenant_id, "_object_id": object_id},
-        )
+        has it, else one statement (in a read-only session, shared with the other reads of the table by id in
+        flight at the time: ``Database.record_by_id``)."""
+        database = self.session.info.get(READ_ONLY)
+        if database is None:
+            return await self.cached_record(
+                lambda cache: cache.get(self.tenant_id, object_id),
+                _record_statement(self.model),
+                {"_tenant_id": self.tenant_id, "_object_id": object_id},
+            )
+        cache = self.row_cache
+        if cache is not None:
+            hit = cache.get(self.tenant_id, object_id)
+            if hit is not None:
+                return hit
+        token = cache.read_token() if cache is not None else None  # taken before the batch's query starts
+        row = await database.record_by_id(self.model.__table__, self.tenant_id, object_id)
+        if cache is not None and row is not None:
+            cache.put(token, row)
+        return row
 
     async def cached_record(
         self, lookup: Callable[[RowCache], Any | None], stmt: Select[Any], params: dict[str, Any]
