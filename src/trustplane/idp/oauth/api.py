@@ -10,7 +10,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
-    InvalidClientError,
     InvalidRequestError,
     OAuth2Error,
 )
@@ -21,26 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from trustplane.auth.deps import DbSession, base_url
 from trustplane.auth.keys import ALGORITHM
 from trustplane.auth.tokens import issuer_for, verify_access_token
-from trustplane.core.clock import utcnow
 from trustplane.core.errors import ClaimsChallenge, NotFound, Unauthenticated
-from trustplane.directory.models import Application, Tenant
+from trustplane.directory.models import Tenant
 from trustplane.directory.repository import UserRepository
 from trustplane.directory.service import resolve_tenant
 from trustplane.idp import sessions
 from trustplane.idp.contracts import Authenticated, ClientRef
 from trustplane.idp.oauth import pages
 from trustplane.idp.oauth.grants import TokenContext
-from trustplane.idp.oauth.introspection import introspect_token
 from trustplane.idp.oauth.logout import logout as run_logout
-from trustplane.idp.oauth.repository import GrantRepository, RefreshTokenRepository
-from trustplane.idp.oauth.server import token_response
+from trustplane.idp.oauth.server import endpoint_response, token_response
 from trustplane.idp.oauth.service import (
     GRANT_TYPES,
     AuthorizationRequest,
     AuthorizationRequestError,
     RedirectableError,
-    authenticate_client,
-    digest,
     has_consent,
     issue_code,
     record_user_consent,
@@ -49,7 +43,6 @@ from trustplane.idp.oauth.service import (
 from trustplane.idp.oauth.wire import (
     client_credentials,
     oauth_error,
-    own_jwt,
     read_form,
     render_oauth_error,
     request_id,
@@ -353,58 +346,29 @@ async def userinfo(tenant: str, request: Request, session: AsyncSession = DbSess
 # ---------------------------------------------------------------- revocation / introspection
 
 
-async def _authenticated_client(
-    request: Request, session: AsyncSession, tenant: str
-) -> tuple[Tenant, Application, dict[str, str]]:
-    fields = await read_form(request)
-    client_id, secret = client_credentials(request, fields)
-    if not client_id:
-        raise InvalidClientError(description="Client authentication is required.")
-    tenant_row = await _tenant(session, tenant)
-    app = await authenticate_client(session, tenant_row.id, client_id, secret)
-    if not fields.get("token"):
-        raise InvalidRequestError(description="The request body must contain the parameter 'token'.")
-    return tenant_row, app, fields
+async def _on_authlib(name: str, tenant: str, request: Request, session: AsyncSession) -> JSONResponse:
+    try:
+        fields = await read_form(request)
+        client_credentials(request, fields)  # one client authentication method, not two
+        tenant_row = await _tenant(session, tenant)
+    except OAuth2Error as exc:
+        return render_oauth_error(exc)
+    authorization = request.headers.get("authorization")
+    headers = {"Authorization": authorization} if authorization else {}
+    ctx = _context(request, session, tenant_row)
+    return await endpoint_response(name, ctx, request, headers=headers, form=fields)
 
 
 @router.post("/{tenant}/oauth2/v2.0/revoke", summary="Token revocation (RFC 7009)")
 async def revoke(tenant: str, request: Request, session: AsyncSession = DbSession) -> Response:
-    try:
-        tenant_row, app, fields = await _authenticated_client(request, session, tenant)
-        value = fields["token"]
-        grants = GrantRepository(session, tenant_row.id)
-        row = await RefreshTokenRepository(session, tenant_row.id).by_hash(digest(value))
-        grant_id: str | None = None
-        if row is not None:
-            grant = await grants.get(row.grant_id)
-            grant_id = grant.id if grant is not None and grant.application_id == app.id else None
-        else:
-            claims = await own_jwt(request, session, tenant_row.id, value)
-            if claims is not None and claims.get("azp") == app.app_id:
-                if claims.get("idtyp") != "user":
-                    raise OAuth2Error(
-                        error="unsupported_token_type",
-                        description="App tokens cannot be revoked; they expire within their lifetime.",
-                    )
-                grant_id = claims.get("tp_grant") if isinstance(claims.get("tp_grant"), str) else None
-        if grant_id is not None:
-            await grants.revoke([grant_id], "revokedByClient", utcnow())
-    except OAuth2Error as exc:
-        return render_oauth_error(exc)
-    # RFC 7009 2.2: 200 whether or not the token was valid (an invalid token needs no revoking).
-    return Response(status_code=200, headers=NO_STORE)
+    """Authlib's RevocationEndpoint (``server.Revocation``)."""
+    return await _on_authlib("revocation", tenant, request, session)
 
 
 @router.post("/{tenant}/oauth2/v2.0/introspect", summary="Token introspection (RFC 7662)")
 async def introspect(tenant: str, request: Request, session: AsyncSession = DbSession) -> JSONResponse:
-    try:
-        tenant_row, app, fields = await _authenticated_client(request, session, tenant)
-        if app.is_public_client:
-            raise InvalidClientError(description="Only a confidential client may introspect tokens.")
-    except OAuth2Error as exc:
-        return render_oauth_error(exc)
-    answer = await introspect_token(request, session, tenant_row.id, app, fields["token"])
-    return JSONResponse(answer, headers=NO_STORE)
+    """Authlib's IntrospectionEndpoint (``server.Introspection``)."""
+    return await _on_authlib("introspection", tenant, request, session)
 
 
 # ---------------------------------------------------------------- logout

@@ -14,14 +14,20 @@ would reject a TLS-terminating proxy's plain hop, so the request is built withou
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.util import greenlet_spawn
 
 from trustplane.auth.service import client_secret_matches
+from trustplane.core.clock import utcnow
 from trustplane.directory.models import Application
 from trustplane.idp.oauth.grants import (
     AuthorizationCodeGrant,
@@ -32,8 +38,10 @@ from trustplane.idp.oauth.grants import (
     TokenContext,
     wait,
 )
-from trustplane.idp.oauth.service import GRANT_TYPES, find_client
-from trustplane.idp.oauth.wire import oauth_error
+from trustplane.idp.oauth.introspection import introspect_token
+from trustplane.idp.oauth.repository import GrantRepository, RefreshTokenRepository
+from trustplane.idp.oauth.service import GRANT_TYPES, digest, find_client
+from trustplane.idp.oauth.wire import oauth_error, own_jwt
 
 _DESCRIPTIONS = {  # for Authlib errors raised without a description
     "invalid_client": "Invalid client credentials.",
@@ -41,6 +49,8 @@ _DESCRIPTIONS = {  # for Authlib errors raised without a description
     "invalid_scope": "The requested scope is invalid.",
     "unsupported_grant_type": f"The grant type is not supported; use {', '.join(GRANT_TYPES)}.",
     "unauthorized_client": "The application is not allowed to use this grant type.",
+    "invalid_request": "The request body must contain the parameter 'token'.",
+    "unsupported_token_type": "The token_type_hint must be access_token or refresh_token.",
 }
 
 
@@ -105,13 +115,108 @@ class FormRequest(OAuth2Request):
         return {}
 
 
+@dataclass
+class PresentedToken:
+    """A token presented to revocation or introspection: its grant family (a refresh token, or a user's
+    access token through its ``tp_grant`` claim) or, an app's access token, none."""
+
+    value: str
+    application_id: str | None  # the app it was issued to, None when it is not ours
+    grant_id: str | None
+    app_token: bool = False
+    answer: dict[str, Any] | None = None  # introspection's, computed for the asking client
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.application_id == client.app.id
+
+    def is_expired(self) -> bool:
+        return False  # introspection.introspect_token judged expiry and revocation already
+
+    def is_revoked(self) -> bool:
+        return False
+
+
+def _presented(server: TrustPlaneAuthorizationServer, value: str) -> PresentedToken:
+    ctx = server.ctx
+    row = wait(RefreshTokenRepository(ctx.session, ctx.tenant_id).by_hash(digest(value)))
+    if row is not None:
+        grant = wait(GrantRepository(ctx.session, ctx.tenant_id).get(row.grant_id))
+        return PresentedToken(value, grant.application_id if grant else None, row.grant_id)
+    claims = (
+        wait(own_jwt(server.http_request, ctx.session, ctx.tenant_id, value)) if server.http_request else None
+    )
+    if claims is None:
+        return PresentedToken(value, None, None)
+    app = wait(find_client(ctx.session, ctx.tenant_id, str(claims.get("azp") or "")))
+    grant_id = claims.get("tp_grant") if isinstance(claims.get("tp_grant"), str) else None
+    return PresentedToken(value, app.id if app else None, grant_id, app_token=claims.get("idtyp") != "user")
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009 on Authlib's endpoint: a refresh token or a user's access token ends its whole grant
+    family. An unknown token, or another client's, is answered 200 and revokes nothing (2.2: the client
+    learns nothing about tokens not its own)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def authenticate_token(self, request: Any, client: OAuthClient) -> PresentedToken | None:
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if not token.check_client(client):
+            return None
+        if token.app_token:
+            raise OAuth2Error(
+                error="unsupported_token_type",
+                description="App tokens cannot be revoked; they expire within their lifetime.",
+            )
+        return token
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken:
+        return _presented(self.server, token_string)
+
+    def revoke_token(self, token: PresentedToken, request: Any) -> None:
+        if token.grant_id is not None:
+            ctx = self.server.ctx
+            wait(
+                GrantRepository(ctx.session, ctx.tenant_id).revoke(
+                    [token.grant_id], "revokedByClient", utcnow()
+                )
+            )
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662 on Authlib's endpoint, for confidential clients only; whether a token is active is
+    TrustPlane's judgement (``introspection.py``: the checks a resource API makes, CAE included)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token")
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken:
+        return PresentedToken(token_string, None, None)
+
+    def check_permission(self, token: PresentedToken, client: OAuthClient, request: Any) -> bool:
+        server = self.server
+        ctx = server.ctx
+        token.answer = wait(
+            introspect_token(server.http_request, ctx.session, ctx.tenant_id, client.app, token.value)
+        )
+        return bool(token.answer.get("active"))
+
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        return dict(token.answer or {"active": False})
+
+
 class TrustPlaneAuthorizationServer(AuthorizationServer):
-    def __init__(self, ctx: TokenContext) -> None:
+    def __init__(self, ctx: TokenContext, http_request: Request | None = None) -> None:
         super().__init__()
         self.ctx = ctx
+        self.http_request = http_request  # the Starlette request, for the issuer and keys of own_jwt
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdToken()])
         self.register_grant(RefreshTokenGrant, [IdToken()])
         self.register_grant(ClientCredentialsGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         app = wait(find_client(self.ctx.session, self.ctx.tenant_id, client_id or ""))
@@ -141,4 +246,14 @@ async def token_response(
     server = TrustPlaneAuthorizationServer(ctx)
     request = FormRequest("POST", uri, headers, form)
     response: JSONResponse = await greenlet_spawn(server.create_token_response, request)
+    return response
+
+
+async def endpoint_response(
+    name: str, ctx: TokenContext, http_request: Request, *, headers: dict[str, str], form: dict[str, str]
+) -> JSONResponse:
+    """Revocation (``revocation``) or introspection (``introspection``) by Authlib's endpoints."""
+    server = TrustPlaneAuthorizationServer(ctx, http_request)
+    request = FormRequest("POST", str(http_request.url), headers, form)
+    response: JSONResponse = await greenlet_spawn(server.create_endpoint_response, name, request)
     return response

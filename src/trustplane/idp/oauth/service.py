@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import (
-    InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
@@ -24,7 +23,6 @@ from trustplane.auth.service import (
     ApplicationRepository,
     add_application,
     check_permissions,
-    client_secret_matches,
 )
 from trustplane.core.clock import utcnow
 from trustplane.core.errors import BadRequest, NotFound
@@ -187,28 +185,6 @@ async def find_client(session: AsyncSession, tenant_id: str, client_id: str) -> 
     if not client_id or not is_uuid(client_id):
         return None
     return await ApplicationRepository(session, tenant_id).by_client_id(client_id)
-
-
-async def authenticate_client(
-    session: AsyncSession, tenant_id: str, client_id: str, secret: str | None
-) -> Application:
-    """A confidential client proves itself with a secret; a public client names itself (and is then held
-    to PKCE and its redirect URIs). One error for every failure: nothing tells which part was wrong."""
-    failure = InvalidClientError(description="Invalid client credentials.")
-    app = await find_client(session, tenant_id, client_id)
-    if app is None:
-        raise failure
-    if app.is_public_client:
-        if secret:
-            raise InvalidClientError(description="A public client does not authenticate with a secret.")
-        return app
-    if not secret:
-        raise InvalidClientError(
-            description="Client authentication is required (client_id and client_secret)."
-        )
-    if not await client_secret_matches(session, tenant_id, app, secret):
-        raise failure
-    return app
 
 
 def require_grant_type(app: Application, grant_type: str) -> None:
