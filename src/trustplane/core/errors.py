@@ -61,8 +61,11 @@ class PreconditionFailed(DomainError):
 class ClaimsChallenge(Unauthenticated):
     """A token that was valid when issued but no longer is for its user (continuous access evaluation):
     the 401 carries ``WWW-Authenticate: Bearer error="insufficient_claims", claims="…"`` so a client that
-    understands it fetches a new token (which needs a fresh sign-in)."""
+    understands it fetches a new token (which needs a fresh sign-in). ``headers`` carries the challenge
+    to every face: app.py adds an error's headers to whatever its face's dialect answered (Graph's JSON,
+    SCIM's error schema, MCAS's detail), replacing that dialect's plain Bearer challenge."""
 
     def __init__(self, message: str, *, www_authenticate: str) -> None:
         super().__init__(message, code="insufficient_claims")
         self.www_authenticate = www_authenticate
+        self.headers = {"WWW-Authenticate": www_authenticate}

@@ -115,3 +115,44 @@ def test_tokens_issued_after_the_revocation_work(server: TestServer, admin_tenan
     fresh = tokens(client, signed_in_browser(admin_tenant, user_id))
     assert userinfo(server, admin_tenant.tenant_id, fresh["access_token"]).status_code == 200
     assert refresh(client, fresh["refresh_token"]).status_code == 200
+
+
+# SCIM answers in its error schema, MCAS in its {"detail": …} JSON; both with the same claims challenge.
+RESOURCE_FACES = {
+    "scim": (
+        "/scim/v2/Users",
+        lambda body: (
+            body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+            and body["status"] == "401"
+            and body["detail"]
+        ),
+    ),
+    "mcas": ("/api/v1/alerts/", lambda body: set(body) == {"detail"} and body["detail"]),
+}
+
+
+@pytest.mark.parametrize("face", sorted(RESOURCE_FACES))
+def test_every_resource_face_answers_a_revoked_users_token_with_a_claims_challenge_in_its_dialect(
+    server: TestServer, admin_tenant: TenantHandle, face: str
+) -> None:
+    path, in_dialect = RESOURCE_FACES[face]
+    client = register(admin_tenant)
+    user_id = make_user(admin_tenant)
+    live = tokens(client, signed_in_browser(admin_tenant, user_id))
+    bearer = {"Authorization": f"Bearer {live['access_token']}"}
+    control = httpx.get(f"{server.url}{path}", headers=bearer)
+    assert control.status_code != 401, control.text  # the token is accepted (permitted or not) before
+    reference = userinfo(server, admin_tenant.tenant_id, live["access_token"])
+    assert reference.status_code == 200
+    before = int(time.time())
+    with admin_tenant.client() as admin:
+        revoke_sign_in_sessions(admin, user_id)
+    answer = httpx.get(f"{server.url}{path}", headers=bearer)
+    assert answer.status_code == 401, answer.text
+    assert 'error="insufficient_claims"' in answer.headers["www-authenticate"]
+    wanted = challenge_claims(answer)["access_token"]["nbf"]
+    assert wanted["essential"] is True and int(wanted["value"]) >= before
+    assert challenge_claims(answer) == challenge_claims(
+        userinfo(server, admin_tenant.tenant_id, live["access_token"])
+    )
+    assert in_dialect(answer.json()), answer.text
