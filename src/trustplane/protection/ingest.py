@@ -225,11 +225,13 @@ async def ingest(session: AsyncSession, tenant_id: str, body: dict[str, Any]) ->
         try:
             if nested:
                 async with session.begin_nested():
-                    assessed = await service.assess(session, tenant_id, item)
+                    assessed = await service.assess(session, tenant_id, item, learn=False)
                     await session.flush()
             else:
-                assessed = await service.assess(session, tenant_id, item)
+                assessed = await service.assess(session, tenant_id, item, learn=False)
                 await session.flush()
+            # The event's own outcome decides: only a successful sign-in teaches the user's profile.
+            await service.learn(session, tenant_id, assessed)
         except IntegrityError:
             # Stored meanwhile by a concurrent batch carrying the same event: a duplicate, not an error.
             again = await SignInRepository(session, tenant_id).by_event(source, [event_id])

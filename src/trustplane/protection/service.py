@@ -128,6 +128,10 @@ class Assessment:
     risk_score: float
     detections: list[RiskDetection]
     user_risk: str
+    # What ``learn`` needs when it is called in the same transaction (no second profile read); None when
+    # the sign-in has no directory user or was already learned.
+    features: dict[str, str] | None = field(default=None, repr=False)
+    profile: Profile | None = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------- tenant threat intelligence
@@ -284,6 +288,59 @@ async def _learn(
     await FeatureCountRepository(session, tenant_id).increment(rows, at)
 
 
+def _stored_values(sign_in: SignIn) -> dict[str, str]:
+    """The feature values of a stored sign-in, as ``assess`` computed them from its attempt (the stored
+    country and ASN are the ones ``assess`` used)."""
+    detail = sign_in.device_detail
+    device_id = detail.get("deviceId") if isinstance(detail, dict) else None
+    return features.feature_values(
+        sign_in.ip_address,
+        sign_in.asn,
+        sign_in.country,
+        sign_in.user_agent,
+        device_id=str(device_id) if device_id else None,
+        city=sign_in.city,
+        region=sign_in.state,
+        at=to_utc(sign_in.created_at),
+    )
+
+
+def learnable(sign_in: SignIn) -> bool:
+    """Whether a sign-in may teach its user's profile: a directory user's, successful as it stands now
+    (conditional access let it through: ``errorCode`` 0), and not risky (aggregated risk below medium)."""
+    return (
+        bool(sign_in.user_id)
+        and sign_in.error_code == 0
+        and RANK.get(sign_in.risk_level_aggregated or "none", 0) < RANK["medium"]
+    )
+
+
+async def learn(session: AsyncSession, tenant_id: str, target: Assessment | SignIn) -> bool:
+    """Teach the user's profile a sign-in's features once its outcome is known: call it when the sign-in
+    succeeded (TrustPlane's own sign-in when conditional access let it through; ingestion for an event
+    whose ``errorCode`` is 0), never for a failed or blocked attempt, and once per sign-in (``assess`` with
+    ``learn=True`` has already learned it). An ``Assessment`` of this transaction reuses the profile
+    ``assess`` read; a stored ``SignIn`` (a later step of the same sign-in, e.g. after MFA) reads it again.
+    Whether anything was learned."""
+    sign_in = target.sign_in if isinstance(target, Assessment) else target
+    if not learnable(sign_in) or sign_in.tenant_id not in (None, tenant_id):
+        return False
+    user_id = sign_in.user_id or ""
+    values: dict[str, str] | None = None
+    profile: Profile | None = None
+    if isinstance(target, Assessment):
+        values, profile = target.features, target.profile
+        target.features = target.profile = None  # a second call learns nothing twice
+        if values is None or profile is None:
+            return False
+    else:
+        values = _stored_values(sign_in)
+        profile = await _profile(session, tenant_id, user_id, values)
+    at = to_utc(sign_in.created_at)
+    await _learn(session, tenant_id, user_id, values, profile, at, learn=True, score=None)
+    return True
+
+
 def _risk_now(level: str, updated_at: datetime | None, now: datetime) -> str:
     """A stored user risk as conditional access sees it now (a low level ages out at read time too)."""
     if level == "low" and updated_at is not None and now - to_utc(updated_at) > LOW_RISK_LIFETIME:
@@ -301,10 +358,13 @@ async def assess(
 ) -> Assessment:
     """Score one sign-in attempt: run the real-time detectors (and the offline ones that need no query:
     the tenant's malicious-address list, a leaked password, which is never stored), store the sign-in and
-    its detections, update the user's risk, and (for a successful sign-in that raised no risk) learn its
-    features. The offline detectors that read other sign-ins (unlikely travel, password spray) run in a
-    durable job queued in the same transaction (``offline="job"``, the default) or here
-    (``offline="inline"``: one sign-in at a time, e.g. a script replaying history)."""
+    its detections, update the user's risk, and (``learn=True``, for a successful sign-in that raised no
+    risk) learn its features. ``learn=True`` is for an attempt whose outcome is final when it is assessed (a
+    script replaying history); a caller that decides afterwards (conditional access, ingestion) passes
+    ``learn=False`` and calls ``learn`` once the sign-in succeeded, so that a blocked or failed attempt never
+    makes its address, device or country familiar. The offline detectors that read other sign-ins
+    (unlikely travel, password spray) run in a durable job queued in the same transaction
+    (``offline="job"``, the default) or here (``offline="inline"``: one sign-in at a time)."""
     if offline not in ("job", "inline"):
         raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
@@ -422,13 +482,23 @@ async def assess(
             user_risk = risky.risk_level
         else:
             user_risk = _risk_now(profile.risk_level, profile.risk_updated_at, at)
-        learnable = learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]
-        await _learn(session, tenant_id, user_id, values, profile, at, learn=learnable, score=score)
+        learning = learn and attempt.succeeded and RANK[aggregated] < RANK["medium"]
+        await _learn(session, tenant_id, user_id, values, profile, at, learn=learning, score=score)
         if offline == "job" and _offline_applies(signal):
             session.add(Job(tenant_id=tenant_id, kind=OFFLINE_JOB, payload={"sign_in_id": sign_in.id}))
         await _ensure_upkeep(session, tenant_id)
     await emit(session, tenant_id, SYSTEM, _sign_in_event(SIGN_IN_RECORDED, sign_in))
-    return Assessment(sign_in, during, aggregated, score if score is not None else 0.0, detections, user_risk)
+    later = profile is not None and not learn  # ``learn`` may teach it once the outcome is known
+    return Assessment(
+        sign_in,
+        during,
+        aggregated,
+        score if score is not None else 0.0,
+        detections,
+        user_risk,
+        values if later else None,
+        profile if later else None,
+    )
 
 
 # Sign-in events (the activity log and the alert policies read them): one when a sign-in is recorded, one

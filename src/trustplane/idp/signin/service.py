@@ -297,6 +297,7 @@ async def route(
         return Outcome("password_change")
     sign_in.error_code = 0
     sign_in.failure_reason = None
+    await protection.learn(session, tenant_id, sign_in)  # only a sign-in let through teaches the profile
     amr = [a for a in flow.amr if a != "pwdchange"]
     existing = (
         await sessions.BrowserSessionRepository(session, tenant_id).get(flow.session_id)
@@ -427,6 +428,7 @@ async def password_step(
         session,
         tenant_id,
         dataclasses.replace(attempt, password_valid=True, password=secret),
+        learn=False,
     )
     flow.user_id = user.id
     flow.amr = ["pwd"]
@@ -632,6 +634,7 @@ async def passkey_step(
         session,
         tenant_id,
         facts.attempt(user.user_principal_name, user.id, flow.client_id, flow.app_display_name, now),
+        learn=False,
     )
     flow.user_id = user.id
     flow.amr = ["fido", "mfa"]
