@@ -29,7 +29,7 @@ from trustplane.idp.contracts import Authenticated, ClientRef
 from trustplane.idp.oauth import pages
 from trustplane.idp.oauth.grants import TokenContext
 from trustplane.idp.oauth.logout import logout as run_logout
-from trustplane.idp.oauth.server import endpoint_response, token_response
+from trustplane.idp.oauth.server import endpoint_response, token_response, validate_authorization_request
 from trustplane.idp.oauth.service import (
     GRANT_TYPES,
     AuthorizationRequest,
@@ -38,7 +38,6 @@ from trustplane.idp.oauth.service import (
     has_consent,
     issue_code,
     record_user_consent,
-    validate_authorization_request,
 )
 from trustplane.idp.oauth.wire import (
     client_credentials,
@@ -138,9 +137,8 @@ async def authorize(tenant: str, request: Request, session: AsyncSession = DbSes
         tenant_row = await _tenant(session, tenant)
     except OAuth2Error as exc:
         return pages.error_page(str(exc.error), str(exc.description), request_id=request_id(request))
-    audiences = list(request.app.state.settings.audiences)
     try:
-        areq = await validate_authorization_request(session, tenant_row.id, params, audiences)
+        areq = await validate_authorization_request(_context(request, session, tenant_row), params)
     except AuthorizationRequestError as exc:
         return pages.error_page("invalid_request", exc.description, request_id=request_id(request))
     except RedirectableError as exc:
@@ -260,9 +258,7 @@ async def consent(tenant: str, request: Request, session: AsyncSession = DbSessi
     except OAuth2Error as exc:
         return pages.error_page(str(exc.error), str(exc.description), request_id=request_id(request))
     try:
-        areq = await validate_authorization_request(
-            session, tenant_row.id, params, list(request.app.state.settings.audiences)
-        )
+        areq = await validate_authorization_request(_context(request, session, tenant_row), params)
     except (AuthorizationRequestError, RedirectableError) as exc:
         text = exc.description if isinstance(exc, AuthorizationRequestError) else str(exc.error.description)
         return pages.error_page("invalid_request", text, request_id=request_id(request))

@@ -40,7 +40,15 @@ from trustplane.idp.oauth.grants import (
 )
 from trustplane.idp.oauth.introspection import introspect_token
 from trustplane.idp.oauth.repository import GrantRepository, RefreshTokenRepository
-from trustplane.idp.oauth.service import GRANT_TYPES, digest, find_client
+from trustplane.idp.oauth.service import (
+    GRANT_TYPES,
+    AuthorizationRequest,
+    AuthorizationRequestError,
+    RedirectableError,
+    check_authorization_request,
+    digest,
+    find_client,
+)
 from trustplane.idp.oauth.wire import oauth_error, own_jwt
 
 _DESCRIPTIONS = {  # for Authlib errors raised without a description
@@ -87,7 +95,7 @@ class OAuthClient(ClientMixin):
         return method in ("client_secret_basic", "client_secret_post")
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code"
+        return response_type == "code" and "authorization_code" in (self.app.grant_types or [])
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in (self.app.grant_types or [])
@@ -113,6 +121,19 @@ class FormRequest(OAuth2Request):
     @property
     def args(self) -> dict[str, str]:
         return {}
+
+
+def _authorization_policy(grant: Any) -> None:
+    """TrustPlane's rules on an authorization request, run by Authlib after it validated the client, the
+    redirect URI and the response type (so Authlib sends their errors to the redirect URI)."""
+
+    def check(grant: Any, redirect_uri: str) -> None:
+        client: OAuthClient = grant.request.client
+        grant.request.tp_scope = check_authorization_request(
+            client.app, grant.request.payload.data, client.ctx.audiences
+        )
+
+    grant.register_hook("after_validate_authorization_request_payload", check)
 
 
 @dataclass
@@ -212,7 +233,9 @@ class TrustPlaneAuthorizationServer(AuthorizationServer):
         super().__init__()
         self.ctx = ctx
         self.http_request = http_request  # the Starlette request, for the issuer and keys of own_jwt
-        self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdToken()])
+        self.register_grant(
+            AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdToken(), _authorization_policy]
+        )
         self.register_grant(RefreshTokenGrant, [IdToken()])
         self.register_grant(ClientCredentialsGrant)
         self.register_endpoint(Revocation)
@@ -257,3 +280,39 @@ async def endpoint_response(
     request = FormRequest("POST", str(http_request.url), headers, form)
     response: JSONResponse = await greenlet_spawn(server.create_endpoint_response, name, request)
     return response
+
+
+async def validate_authorization_request(ctx: TokenContext, params: dict[str, str]) -> AuthorizationRequest:
+    """An authorization request validated by Authlib's code grant (``get_consent_grant``: the client, the
+    exact redirect URI, the response type, PKCE's challenge) and TrustPlane's policy hook. An error before
+    the client and redirect URI are trusted is shown to the user (``AuthorizationRequestError``, never a
+    redirect: no open redirect); after, it is sent to the redirect URI (``RedirectableError``)."""
+    server = TrustPlaneAuthorizationServer(ctx)
+    request = FormRequest("GET", "", {}, params)
+
+    def run() -> Any:
+        try:
+            return server.get_consent_grant(request)
+        except OAuth2Error as exc:
+            return exc
+
+    grant = await greenlet_spawn(run)
+    if isinstance(grant, OAuth2Error):
+        if grant.redirect_uri:
+            raise RedirectableError(grant, params.get("state"))
+        if grant.error == "invalid_client":
+            raise AuthorizationRequestError("The application (client_id) is not registered in this tenant.")
+        raise AuthorizationRequestError(
+            "The redirect URI in the request does not match a redirect URI registered for the application."
+        )
+    max_age = params.get("max_age")
+    return AuthorizationRequest(
+        client=grant.request.client.app,
+        redirect_uri=grant.redirect_uri,
+        state=params.get("state"),
+        scope=grant.request.tp_scope,
+        nonce=params.get("nonce"),
+        code_challenge=params.get("code_challenge"),
+        prompt=params.get("prompt") or None,
+        max_age=int(max_age) if max_age is not None else None,
+    )
