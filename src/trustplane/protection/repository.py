@@ -209,6 +209,22 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
                 rows.append((subject, feature, value, count, seen))
         return rows, level
 
+    async def user_rows(
+        self, user_id: str
+    ) -> tuple[list[tuple[str, str, int, datetime]], tuple[str, datetime] | None]:
+        """Every (feature, value, count, first seen) of the user, and the user's stored risk (level, last
+        updated)."""
+        counts = select(
+            FeatureCount.feature, FeatureCount.value, FeatureCount.count, FeatureCount.first_seen_at
+        )
+        counts = counts.where(FeatureCount.tenant_id == self.tenant_id, FeatureCount.subject == user_id)
+        rows = [(f, v, int(n), seen) for f, v, n, seen in (await self.session.execute(counts)).all()]
+        risk = select(RiskyUser.risk_level, RiskyUser.risk_last_updated_at).where(
+            RiskyUser.tenant_id == self.tenant_id, RiskyUser.id == user_id
+        )
+        found = (await self.session.execute(risk)).first()
+        return rows, (found[0], found[1]) if found is not None else None
+
     async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
         """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""
         if not rows:

@@ -37,7 +37,7 @@ from trustplane.directory.audit import ACTIVITIES, AUDIT_JOB
 from trustplane.directory.models import User
 from trustplane.directory.repository import UserRepository
 from trustplane.idp.revocation import USER_RISK_HIGH, revoke_user
-from trustplane.protection import cache, features, ipintel
+from trustplane.protection import cache, features, ipintel, profiles
 from trustplane.protection.detectors import DETECTORS
 from trustplane.protection.detectors.base import (
     RANK,
@@ -218,23 +218,67 @@ class Profile:
         )
 
 
-async def _profile(session: AsyncSession, tenant_id: str, user_id: str, values: dict[str, str]) -> Profile:
+async def _load_user(
+    session: AsyncSession, tenant_id: str, attempt: SignInAttempt
+) -> profiles.UserState | None:
+    """The attempt's directory user with every feature count and the stored risk: from this process's
+    cache (``profiles``) when it is fresh, else read (the user, the user's counts, the user's risk) and
+    cached."""
+    user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
+    cached = profiles.user(tenant_id, user_id, None if user_id else attempt.user_principal_name)
+    if cached is not None:
+        return cached
+    since = profiles.generation()
+    user = await _user(session, tenant_id, attempt)
+    if user is None:
+        return None
+    rows, risk = await FeatureCountRepository(session, tenant_id).user_rows(user.id)
+    first_seen = next((seen for f, v, _, seen in rows if f == "ip" and v == features.TOTAL), None)
+    level, updated = risk if risk is not None else ("none", None)
+    state = profiles.UserState(
+        user.id,
+        user.user_principal_name,
+        user.display_name,
+        {(f, v): n for f, v, n, _ in rows},
+        first_seen,
+        level,
+        updated,
+        time.monotonic(),
+    )
+    profiles.store_user(tenant_id, state, since)
+    return state
+
+
+async def _profile(
+    session: AsyncSession, tenant_id: str, state: profiles.UserState, values: dict[str, str]
+) -> Profile:
+    """The profile for this sign-in's values: the user's counts from ``state``, the tenant's from the
+    cache (the ones not cached read in one statement), this process's unwritten tenant increments added."""
     wanted = [(f, key) for f, v in values.items() for key in ("=" + v, features.TOTAL, features.DISTINCT)]
     wanted += [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)]
     wanted += [(features.SCORE, "=" + b) for b in features.BUCKETS]
-    rows, risk = await FeatureCountRepository(session, tenant_id).profile(user_id, wanted)
+    user_id = state.user_id
     found: dict[tuple[str, str, str], int] = {}
-    first_seen: datetime | None = None
-    for subject, feature, value, count, seen in rows:
-        found[(subject, feature, value)] = count
-        if subject == user_id and feature == "ip" and value == features.TOTAL:
-            first_seen = seen
+    for feature, value in wanted:
+        n = state.counts.get((feature, value), 0)
+        if n:
+            found[(user_id, feature, value)] = n
+    tenant, missing = profiles.tenant_counts(tenant_id, wanted)
+    if missing:
+        since = profiles.generation()
+        rows, _ = await FeatureCountRepository(session, tenant_id).profile("", missing)
+        read = {(f, v): n for s, f, v, n, _ in rows if s == "*"}
+        fresh = {key: read.get(key, 0) for key in missing}
+        profiles.store_tenant_counts(tenant_id, fresh, since)
+        tenant.update(fresh)
+    for (feature, value), n in tenant.items():
+        if n:
+            found[("*", feature, value)] = n
     wanted_set = set(wanted)
     for (feature, value), n in cache.pending(tenant_id).items():
         if (feature, value) in wanted_set:
             found[("*", feature, value)] = found.get(("*", feature, value), 0) + n
-    level, updated = risk if risk is not None else ("none", None)
-    return Profile(found, first_seen, level, updated)
+    return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at)
 
 
 def _unfamiliar(
@@ -286,6 +330,7 @@ async def _learn(
     cache.add_tenant_counts(tenant_id, tenant_rows)
     rows += [("*", f, v, n) for f, v, n in cache.take_due(tenant_id)]
     await FeatureCountRepository(session, tenant_id).increment(rows, at)
+    profiles.counts_on_commit(session, tenant_id, rows, at)
 
 
 def _stored_values(sign_in: SignIn) -> dict[str, str]:
@@ -335,7 +380,11 @@ async def learn(session: AsyncSession, tenant_id: str, target: Assessment | Sign
             return False
     else:
         values = _stored_values(sign_in)
-        profile = await _profile(session, tenant_id, user_id, values)
+        attempt = SignInAttempt(sign_in.user_principal_name or "", sign_in.created_at, user_id=user_id)
+        state = await _load_user(session, tenant_id, attempt)
+        if state is None:
+            return False
+        profile = await _profile(session, tenant_id, state, values)
     at = to_utc(sign_in.created_at)
     await _learn(session, tenant_id, user_id, values, profile, at, learn=True, score=None)
     return True
@@ -348,29 +397,37 @@ def _risk_now(level: str, updated_at: datetime | None, now: datetime) -> str:
     return level
 
 
-async def assess(
-    session: AsyncSession,
-    tenant_id: str,
-    attempt: SignInAttempt,
-    *,
-    learn: bool = True,
-    offline: str = "job",
-) -> Assessment:
-    """Score one sign-in attempt: run the real-time detectors (and the offline ones that need no query:
-    the tenant's malicious-address list, a leaked password, which is never stored), store the sign-in and
-    its detections, update the user's risk, and (``learn=True``, for a successful sign-in that raised no
-    risk) learn its features. ``learn=True`` is for an attempt whose outcome is final when it is assessed (a
-    script replaying history); a caller that decides afterwards (conditional access, ingestion) passes
-    ``learn=False`` and calls ``learn`` once the sign-in succeeded, so that a blocked or failed attempt never
-    makes its address, device or country familiar. The offline detectors that read other sign-ins
-    (unlikely travel, password spray) run in a durable job queued in the same transaction
-    (``offline="job"``, the default) or here (``offline="inline"``: one sign-in at a time)."""
+@dataclass(slots=True)
+class RiskDecision:
+    """What ``decide`` found about one attempt, before anything is written (``record`` writes it)."""
+
+    attempt: SignInAttempt
+    at: datetime
+    user: profiles.UserState | None
+    facts: IpFacts
+    anonymizer: str | None
+    values: dict[str, str]
+    profile: Profile | None
+    score: float | None
+    signal: SignInSignal
+    findings: list[Finding]
+    risk_level: str  # riskLevelDuringSignIn
+    risk_level_aggregated: str
+
+
+async def decide(
+    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, *, offline: str = "job"
+) -> RiskDecision:
+    """The risk of one attempt, from what this process holds (``profiles``, ``cache``, IP intelligence):
+    no database round trip for a user seen in the last ``profiles.TTL`` seconds whose values the tenant's
+    cached counts know; a leaked-password check (when the IdP passes the password) and, with
+    ``offline="inline"``, the offline detectors read the database. Writes nothing."""
     if offline not in ("job", "inline"):
         raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
-    user = await _user(session, tenant_id, attempt)
+    user = await _load_user(session, tenant_id, attempt)
     # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
-    user_id = user.id if user is not None else ""
+    user_id = user.user_id if user is not None else ""
     intel = ipintel.current().lookup(attempt.ip_address)
     lists = await cache.tenant_lists(session, tenant_id)
     anonymizer = intel.anonymizer or ("admin" if lists.is_anonymizer(attempt.ip_address) else None)
@@ -401,8 +458,8 @@ async def assess(
     score: float | None = None
     tail: float | None = None
     profile: Profile | None = None
-    if user_id:
-        profile = await _profile(session, tenant_id, user_id, values)
+    if user is not None:
+        profile = await _profile(session, tenant_id, user, values)
         if attempt.succeeded:
             score, tail = _unfamiliar(profile, user_id, values, at)
     signal = SignInSignal(
@@ -423,7 +480,49 @@ async def assess(
     findings = [f for d in DETECTORS if (f := d.detect(signal)) is not None]
     during = highest([f.level for f in findings if f.timing == "realtime"])
     aggregated = highest([f.level for f in findings])
+    return RiskDecision(
+        attempt, at, user, facts, anonymizer, values, profile, score, signal, findings, during, aggregated
+    )
 
+
+async def assess(
+    session: AsyncSession,
+    tenant_id: str,
+    attempt: SignInAttempt,
+    *,
+    learn: bool = True,
+    offline: str = "job",
+) -> Assessment:
+    """Score one sign-in attempt (``decide``) and store it (``record``): run the real-time detectors (and
+    the offline ones that need no query: the tenant's malicious-address list, a leaked password, which is
+    never stored), store the sign-in and its detections, update the user's risk, and (``learn=True``, for a
+    successful sign-in that raised no risk) learn its features. ``learn=True`` is for an attempt whose
+    outcome is final when it is assessed (a script replaying history); a caller that decides afterwards
+    (conditional access, ingestion) passes ``learn=False`` and calls ``learn`` once the sign-in succeeded,
+    so that a blocked or failed attempt never makes its address, device or country familiar. The offline
+    detectors that read other sign-ins (unlikely travel, password spray) run in a durable job queued in the
+    same transaction (``offline="job"``, the default) or here (``offline="inline"``: one sign-in at a
+    time)."""
+    decision = await decide(session, tenant_id, attempt, offline=offline)
+    return await record(session, tenant_id, decision, learn=learn, offline=offline)
+
+
+async def record(
+    session: AsyncSession, tenant_id: str, decision: RiskDecision, *, learn: bool = True, offline: str = "job"
+) -> Assessment:
+    """Write what ``decide`` found: the sign-in, its detections, the user's risk, the score in the tenant's
+    histogram (and with ``learn=True`` the features), the offline-detection job and the sign-in event. All
+    of it is durable when the session commits; the caller commits before it answers."""
+    attempt, at, user, facts, findings = (
+        decision.attempt,
+        decision.at,
+        decision.user,
+        decision.facts,
+        decision.findings,
+    )
+    user_id = user.user_id if user is not None else ""
+    score, profile, values = decision.score, decision.profile, decision.values
+    during, aggregated, signal = decision.risk_level, decision.risk_level_aggregated, decision.signal
     sign_in = SignIn(
         id=new_id(),
         source=attempt.source,
@@ -444,7 +543,7 @@ async def assess(
         latitude=attempt.latitude,
         longitude=attempt.longitude,
         asn=facts.asn,
-        network_kind="private" if facts.is_private else anonymizer,
+        network_kind="private" if facts.is_private else decision.anonymizer,
         user_agent=attempt.user_agent,
         device_detail=dict(attempt.device_detail),
         error_code=attempt.error_code,
@@ -764,6 +863,7 @@ async def _recompute(
     risky.user_principal_name = upn or risky.user_principal_name
     risky.user_display_name = name or risky.user_display_name
     if (level, state, detail) != before:
+        profiles.forget_on_commit(session, tenant_id, user_id)  # the cached risk is not the user's any more
         risky.risk_last_updated_at = now
         RiskyUserHistoryRepository(session, tenant_id).add(
             RiskyUserHistory(

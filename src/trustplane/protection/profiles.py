@@ -1,0 +1,191 @@
+"""A per-process cache of what ``assess`` reads about a user, so that deciding on a user seen in the last
+``TTL`` seconds needs no database round trip.
+
+* Users: (tenant, user id) -> the user's name, *all* the user's feature counts (a value not among them has
+  count 0), when the user's history started and the user's stored risk. Loaded in one read on first touch
+  (a user with more than ``MAX_ROWS`` counts is not cached: read per sign-in as before), least recently used
+  dropped beyond ``MAX_USERS``.
+* Tenant-wide counts: (tenant, feature, value) -> count as last read, least recently used dropped beyond
+  ``MAX_VALUES``; a value not cached is read (only the missing ones, in one statement).
+
+Kept in step with what this process writes: the counts a committed transaction added (``learn``, the
+tenant-wide increments ``cache.take_due`` wrote) are added to the cached ones after its commit (never before:
+a rolled-back sign-in teaches nothing); a change of the user's risk in this process (``_recompute``) drops
+the user at once and again after the commit. What another process writes is seen when the entry is older
+than ``TTL`` and is read again: a user's risk raised by another process (a partner's confirmCompromised
+handled there) reaches this process's decisions within ``TTL`` seconds — the risk it changed is effective at
+once for that process's own decisions, and that process revokes the user's sessions and tokens at once."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+TTL = 30.0
+MAX_USERS = 20_000
+MAX_ROWS = 5_000
+MAX_VALUES = 200_000
+
+_UPDATES = "trustplane.protection.profile_updates"
+
+
+@dataclass(slots=True)
+class UserState:
+    user_id: str
+    user_principal_name: str
+    display_name: str | None
+    counts: dict[tuple[str, str], int]  # (feature, value as stored: "=<v>", "#total", "#distinct") -> count
+    first_seen: datetime | None
+    risk_level: str
+    risk_updated_at: datetime | None
+    loaded_at: float
+
+
+_users: OrderedDict[tuple[str, str], UserState] = OrderedDict()
+_by_upn: dict[tuple[str, str], str] = {}  # (tenant, lower-case UPN) -> user id, for the users cached
+_values: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
+_generation = 0  # bumped by every drop: a load that began before a drop is not stored
+
+
+def generation() -> int:
+    return _generation
+
+
+def user(tenant_id: str, user_id: str | None, upn: str | None) -> UserState | None:
+    """The cached user, fresh (younger than ``TTL``), by id or else by userPrincipalName."""
+    if not user_id and upn:
+        user_id = _by_upn.get((tenant_id, upn.lower()))
+    if not user_id:
+        return None
+    key = (tenant_id, user_id)
+    state = _users.get(key)
+    if state is None:
+        return None
+    if time.monotonic() - state.loaded_at >= TTL:
+        _drop(key)
+        return None
+    _users.move_to_end(key)
+    return state
+
+
+def store_user(tenant_id: str, state: UserState, since: int) -> None:
+    """Cache a user loaded when ``generation()`` was ``since`` (not if anything was dropped meanwhile)."""
+    if since != _generation or len(state.counts) > MAX_ROWS:
+        return
+    key = (tenant_id, state.user_id)
+    _users[key] = state
+    _users.move_to_end(key)
+    _by_upn[(tenant_id, state.user_principal_name.lower())] = state.user_id
+    while len(_users) > MAX_USERS:
+        _drop(next(iter(_users)))
+
+
+def forget_user(tenant_id: str, user_id: str) -> None:
+    global _generation
+    _generation += 1
+    _drop((tenant_id, user_id))
+
+
+def _drop(key: tuple[str, str]) -> None:
+    state = _users.pop(key, None)
+    if state is not None:
+        _by_upn.pop((key[0], state.user_principal_name.lower()), None)
+
+
+def tenant_counts(
+    tenant_id: str, keys: list[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], int], list[tuple[str, str]]]:
+    """The cached, fresh tenant-wide counts among ``keys`` and the keys to read."""
+    now = time.monotonic()
+    found: dict[tuple[str, str], int] = {}
+    missing: list[tuple[str, str]] = []
+    for feature, value in keys:
+        key = (tenant_id, feature, value)
+        cached = _values.get(key)
+        if cached is None or now - cached[1] >= TTL:
+            missing.append((feature, value))
+        else:
+            found[(feature, value)] = cached[0]
+    return found, missing
+
+
+def store_tenant_counts(tenant_id: str, counts: dict[tuple[str, str], int], since: int) -> None:
+    if since != _generation:
+        return
+    now = time.monotonic()
+    for (feature, value), n in counts.items():
+        key = (tenant_id, feature, value)
+        _values[key] = (n, now)
+        _values.move_to_end(key)
+    while len(_values) > MAX_VALUES:
+        _values.popitem(last=False)
+
+
+# ---------------------------------------------------------------- after commit
+
+
+def counts_on_commit(
+    session: Any, tenant_id: str, rows: list[tuple[str, str, str, int]], at: datetime
+) -> None:
+    """Add the (subject, feature, value, n) rows ``FeatureCountRepository.increment`` wrote at ``at`` to the
+    cached counts once the session's transaction commits (nothing if it rolls back)."""
+    if rows:
+        _pending(session).append((tenant_id, "counts", (rows, at)))
+
+
+def forget_on_commit(session: Any, tenant_id: str, user_id: str) -> None:
+    """Drop the user now and again once the session's transaction commits (its risk changed)."""
+    forget_user(tenant_id, user_id)
+    _pending(session).append((tenant_id, "forget", user_id))
+
+
+def _pending(session: Any) -> list[tuple[str, str, Any]]:
+    info = getattr(session, "sync_session", session).info
+    updates: list[tuple[str, str, Any]] = info.setdefault(_UPDATES, [])
+    return updates
+
+
+@event.listens_for(Session, "after_commit")
+def _apply(session: Session) -> None:
+    updates = session.info.pop(_UPDATES, None)
+    if not updates:
+        return
+    for tenant_id, kind, payload in updates:
+        if kind == "forget":
+            forget_user(tenant_id, payload)
+            continue
+        rows, at = payload
+        for subject, feature, value, n in rows:
+            if subject == "*":
+                key = (tenant_id, feature, value)
+                cached = _values.get(key)
+                if cached is not None:
+                    _values[key] = (cached[0] + n, cached[1])
+                continue
+            state = _users.get((tenant_id, subject))
+            if state is not None:
+                counts = state.counts
+                counts[(feature, value)] = counts.get((feature, value), 0) + n
+                if feature == "ip" and value == "#total" and state.first_seen is None:
+                    state.first_seen = at
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard(session: Session, _previous: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop(_UPDATES, None)
+
+
+def clear() -> None:
+    """Forget everything (tests)."""
+    global _generation
+    _generation += 1
+    _users.clear()
+    _by_upn.clear()
+    _values.clear()
