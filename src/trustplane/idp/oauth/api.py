@@ -29,14 +29,18 @@ from trustplane.idp.contracts import Authenticated, ClientRef
 from trustplane.idp.oauth import pages
 from trustplane.idp.oauth.grants import TokenContext
 from trustplane.idp.oauth.logout import logout as run_logout
-from trustplane.idp.oauth.server import endpoint_response, token_response, validate_authorization_request
+from trustplane.idp.oauth.server import (
+    authorization_response,
+    endpoint_response,
+    token_response,
+    validate_authorization_request,
+)
 from trustplane.idp.oauth.service import (
     GRANT_TYPES,
     AuthorizationRequest,
     AuthorizationRequestError,
     RedirectableError,
     has_consent,
-    issue_code,
     record_user_consent,
 )
 from trustplane.idp.oauth.wire import (
@@ -206,16 +210,7 @@ async def _authorize_valid(
                 areq.state,
             )
         return await _consent_page(request, session, tenant_row, areq, outcome)
-    code = await issue_code(
-        session,
-        tenant_row.id,
-        areq,
-        user_id=outcome.user_id,
-        session_id=outcome.session_id,
-        auth_time=outcome.auth_time,
-        amr=outcome.amr,
-    )
-    return _authorization_response(request, tenant_row, areq.redirect_uri, code=code, state=areq.state)
+    return await authorization_response(areq, outcome)
 
 
 _SCOPE_TEXT = {

@@ -41,7 +41,7 @@ from trustplane.idp.oauth.repository import (
     GrantRepository,
     RefreshTokenRepository,
 )
-from trustplane.idp.oauth.service import Scope, digest, new_secret, parse_scope
+from trustplane.idp.oauth.service import Scope, digest, new_secret, parse_scope, store_code
 from trustplane.idp.revocation import not_before_for, still_valid
 from trustplane.idp.sessions import BrowserSessionRepository
 
@@ -224,8 +224,24 @@ class AuthorizationCodeGrant(_Grant, grants.AuthorizationCodeGrant):
         """Nothing to delete: the code was claimed in ``authenticate_user``; its row stays as the evidence
         a second redemption is judged by."""
 
-    def save_authorization_code(self, code: str, request: Any) -> None:  # pragma: no cover
-        raise NotImplementedError("codes are issued by TrustPlane's authorize endpoint (service.issue_code)")
+    def generate_authorization_code(self) -> str:
+        return new_secret()
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        """After the sign-in gate and consent: ``request.user`` is the ``contracts.Authenticated``."""
+        who = request.user
+        wait(
+            store_code(
+                self.ctx.session,
+                self.ctx.tenant_id,
+                request.tp_areq,
+                code,
+                user_id=who.user_id,
+                session_id=who.session_id,
+                auth_time=who.auth_time,
+                amr=who.amr,
+            )
+        )
 
 
 # ---------------------------------------------------------------- refresh token

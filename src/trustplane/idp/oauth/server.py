@@ -23,12 +23,15 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.util import greenlet_spawn
 
 from trustplane.auth.service import client_secret_matches
+from trustplane.auth.tokens import issuer_for
 from trustplane.core.clock import utcnow
 from trustplane.directory.models import Application
+from trustplane.idp.contracts import Authenticated
+from trustplane.idp.oauth import pages
 from trustplane.idp.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -254,7 +257,11 @@ class TrustPlaneAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request: FormRequest) -> FormRequest:
         return request
 
-    def handle_response(self, status: int, body: Any, headers: Any) -> JSONResponse:
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        location = dict(headers or []).get("Location")
+        if status == 302 and location:  # an authorization response: RFC 9207's iss on every one
+            iss = issuer_for(self.ctx.issuer_base, self.ctx.tenant_id)
+            return pages.redirect(pages.with_params(location, {"iss": iss}))
         if isinstance(body, dict) and "error" in body:
             error = str(body["error"])
             description = str(body.get("error_description") or _DESCRIPTIONS.get(error, error))
@@ -306,7 +313,7 @@ async def validate_authorization_request(ctx: TokenContext, params: dict[str, st
             "The redirect URI in the request does not match a redirect URI registered for the application."
         )
     max_age = params.get("max_age")
-    return AuthorizationRequest(
+    grant.request.tp_areq = areq = AuthorizationRequest(
         client=grant.request.client.app,
         redirect_uri=grant.redirect_uri,
         state=params.get("state"),
@@ -315,4 +322,16 @@ async def validate_authorization_request(ctx: TokenContext, params: dict[str, st
         code_challenge=params.get("code_challenge"),
         prompt=params.get("prompt") or None,
         max_age=int(max_age) if max_age is not None else None,
+        grant=grant,
     )
+    return areq
+
+
+async def authorization_response(areq: AuthorizationRequest, who: Authenticated) -> Response:
+    """The code, issued by Authlib's code grant for the signed-in user who consented: the redirect with
+    ``code``, ``state`` and (``handle_response``) ``iss``."""
+    grant = areq.grant
+    response: Response = await greenlet_spawn(
+        grant.server.create_authorization_response, grant.request, who, grant
+    )
+    return response

@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import (
@@ -247,6 +248,7 @@ class AuthorizationRequest:
     code_challenge: str | None
     prompt: str | None
     max_age: int | None
+    grant: Any = None  # Authlib's code grant that validated it, which issues the code (server.py)
 
 
 class AuthorizationRequestError(Exception):
@@ -297,17 +299,18 @@ def check_authorization_request(client: Application, params: dict[str, str], aud
     return scope
 
 
-async def issue_code(
+async def store_code(
     session: AsyncSession,
     tenant_id: str,
     request: AuthorizationRequest,
+    code: str,
     *,
     user_id: str,
     session_id: str | None,
     auth_time: datetime,
     amr: list[str],
-) -> str:
-    code = new_secret()
+) -> None:
+    """An issued code (Authlib's code grant calls this from ``save_authorization_code``), as its digest."""
     now = utcnow()
     AuthorizationCodeRepository(session, tenant_id).add(
         AuthorizationCode(
@@ -327,7 +330,6 @@ async def issue_code(
         )
     )
     await session.flush()
-    return code
 
 
 # ---------------------------------------------------------------- ending grants
