@@ -9,6 +9,12 @@ One server per request: it carries the request's tenant context, and building on
 appends. Errors leave in our wire's RFC 6749 dialect (``wire.oauth_error``: 401 for ``invalid_client``,
 ``no-store``); the session still commits after an error, because a reuse revokes its family.
 
+On Authlib: the token endpoint's grants, revocation, introspection, and the authorize endpoint's
+validation and code issuance (the sign-in gate and consent, TrustPlane's, run between the two). Not on
+Authlib, and why: UserInfo and the resource faces verify our JWTs with CAE (``auth.tokens``), which
+Authlib's resource protector would only wrap; RP-initiated logout ends TrustPlane's browser sessions and
+grant families (``logout.py``); discovery and JWKS with key rotation are documents of our key store.
+
 Transport security is the deployment's (TLS at the edge, its ``base_url``): Authlib's ``http`` refusal
 would reject a TLS-terminating proxy's plain hop, so the request is built without it."""
 
