@@ -4,13 +4,16 @@ user's risk in this process reaches the next decision."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, text
 
 from tests.protection.support import CHROME, T0, assess, make_user, write
 from tests.support.server import TestServer
+from trustplane.core.cache import follow_changes
 from trustplane.core.events import SYSTEM
 from trustplane.protection import profiles, service
 from trustplane.protection.service import SignInAttempt
@@ -77,3 +80,46 @@ def test_a_risk_change_in_this_process_reaches_the_next_decision(server: TestSer
     write(server, lambda s: service.confirm_compromised(s, tenant_id, SYSTEM, [user.id]))
     result = assess(server, tenant_id, user, at=T0 + timedelta(minutes=1), **HOME)
     assert result.user_risk == "high"
+
+
+def test_a_risk_change_by_another_process_reaches_the_next_decision(server: TestServer) -> None:
+    """On PostgreSQL a write of the user's risk row by any process is notified (migration 0011) and drops
+    the cached user here at once — not after the cache's TTL. The "other process" is a plain SQL UPDATE,
+    which none of this process's own invalidation hooks see."""
+    if server.backend != "postgresql":
+        pytest.skip("SQLite has one process; there is no cross-process notification to test")
+    caches = server.app.state.db.row_caches
+    assert wait_until(lambda: caches is not None and caches.listening)
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "elsewhere")
+    notices: list[str] = []
+    follow_changes("risky_users", notices.append)
+    write(server, lambda s: service.confirm_compromised(s, tenant_id, SYSTEM, [user.id]))
+    write(server, lambda s: service.dismiss(s, tenant_id, SYSTEM, [user.id]))
+    # The two commits' own notices arrive asynchronously; let them land before caching the user.
+    assert wait_until(lambda: notices.count(user.id) >= 2)
+    assert assess(server, tenant_id, user, at=T0, **HOME).user_risk == "none"
+    assert profiles.user(tenant_id, user.id, None) is not None  # cached, risk "none"
+
+    async def raise_elsewhere(session: Any) -> None:
+        await session.execute(
+            text(
+                "UPDATE risky_users SET risk_level = 'high', risk_state = 'confirmedCompromised' "
+                "WHERE id = :id"
+            ),
+            {"id": user.id},
+        )
+
+    write(server, raise_elsewhere)
+    assert wait_until(lambda: profiles.user(tenant_id, user.id, None) is None)
+    result = assess(server, tenant_id, user, at=T0 + timedelta(minutes=1), **HOME)
+    assert result.user_risk == "high"
+
+
+def wait_until(check: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return bool(check())

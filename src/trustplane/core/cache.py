@@ -58,6 +58,29 @@ _TOUCHED = "trustplane.cache_touched"
 _KEYS: dict[str, Callable[[Any], str]] = {}
 
 
+# Other per-process state kept from a table (e.g. identity protection's profile cache) follows the same
+# notifications: table -> callbacks given the changed id, or EVERYTHING when the listener (re)connects or is
+# lost — changes may have been missed then.
+_FOLLOWERS: dict[str, list[Callable[[str], None]]] = {}
+
+
+def follow_changes(table: str, callback: Callable[[str], None]) -> None:
+    """Call ``callback(id)`` for every committed change of a ``table`` row notified by any process (the table
+    needs the notify trigger, see migrations 0004 and 0011), and ``callback(EVERYTHING)`` whenever the
+    listener connects or is lost."""
+    _FOLLOWERS.setdefault(table, []).append(callback)
+
+
+def _tell_followers(table: str, object_id: str) -> None:
+    tables = _FOLLOWERS if table == EVERYTHING else {table: _FOLLOWERS.get(table, [])}
+    for callbacks in tables.values():
+        for callback in callbacks:
+            try:
+                callback(object_id)
+            except Exception as exc:  # a follower's failure must not stop the listener
+                log.warning("row_change_follower_failed", table=table, error=repr(exc))
+
+
 def cached_table(table: str, key: Callable[[Any], str]) -> str:
     """Declare ``table`` cacheable, with a secondary lookup key (e.g. the lowercased userPrincipalName)."""
     _KEYS[table] = key
@@ -165,6 +188,7 @@ class RowCaches:
         for cache in self.tables.values():
             cache.clear()
             cache.enabled = enabled
+        _tell_followers(EVERYTHING, EVERYTHING)
 
     def start(self, dsn: str, *, ping_seconds: float = 5.0) -> None:
         """Listen for changes from every process; the caches turn on once the listener is connected."""
@@ -183,6 +207,7 @@ class RowCaches:
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         table, _, object_id = payload.partition(":")
         self.invalidate({table: {object_id}})
+        _tell_followers(table, object_id)
 
     async def _listen(self, dsn: str, ping_seconds: float) -> None:
         import asyncpg

@@ -11,10 +11,11 @@
 Kept in step with what this process writes: the counts a committed transaction added (``learn``, the
 tenant-wide increments ``cache.take_due`` wrote) are added to the cached ones after its commit (never before:
 a rolled-back sign-in teaches nothing); a change of the user's risk in this process (``_recompute``) drops
-the user at once and again after the commit. What another process writes is seen when the entry is older
-than ``TTL`` and is read again: a user's risk raised by another process (a partner's confirmCompromised
-handled there) reaches this process's decisions within ``TTL`` seconds — the risk it changed is effective at
-once for that process's own decisions, and that process revokes the user's sessions and tokens at once."""
+the user at once and again after the commit. What another process writes: on PostgreSQL a change of a user's
+risk by any process is notified (migration 0011, on the row cache's channel) and drops the user here at once,
+so a partner's confirmCompromised handled by another server reaches this process's next decision; while the
+listener is not connected nothing is trusted past a reconnect (it drops every user), and counts learned by
+other processes are seen when the entry is older than ``TTL`` and read again."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+from trustplane.core.cache import EVERYTHING, follow_changes
 
 TTL = 30.0
 MAX_USERS = 20_000
@@ -49,6 +52,7 @@ class UserState:
 
 _users: OrderedDict[tuple[str, str], UserState] = OrderedDict()
 _by_upn: dict[tuple[str, str], str] = {}  # (tenant, lower-case UPN) -> user id, for the users cached
+_tenant_of: dict[str, str] = {}  # user id -> tenant, for the users cached (a notice names the user only)
 _values: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
 _generation = 0  # bumped by every drop: a load that began before a drop is not stored
 
@@ -82,6 +86,7 @@ def store_user(tenant_id: str, state: UserState, since: int) -> None:
     _users[key] = state
     _users.move_to_end(key)
     _by_upn[(tenant_id, state.user_principal_name.lower())] = state.user_id
+    _tenant_of[state.user_id] = tenant_id
     while len(_users) > MAX_USERS:
         _drop(next(iter(_users)))
 
@@ -96,6 +101,25 @@ def _drop(key: tuple[str, str]) -> None:
     state = _users.pop(key, None)
     if state is not None:
         _by_upn.pop((key[0], state.user_principal_name.lower()), None)
+        _tenant_of.pop(key[1], None)
+
+
+def _risk_changed(user_id: str) -> None:
+    """A ``risky_users`` row was written by some process (or the listener reconnected: ``*``): the cached
+    user's risk may be stale, so the user is read again at the next decision."""
+    global _generation
+    _generation += 1
+    if user_id == EVERYTHING:
+        _users.clear()
+        _by_upn.clear()
+        _tenant_of.clear()
+        return
+    tenant_id = _tenant_of.get(user_id)
+    if tenant_id is not None:
+        _drop((tenant_id, user_id))
+
+
+follow_changes("risky_users", _risk_changed)
 
 
 def tenant_counts(
@@ -188,4 +212,5 @@ def clear() -> None:
     _generation += 1
     _users.clear()
     _by_upn.clear()
+    _tenant_of.clear()
     _values.clear()
