@@ -5,6 +5,7 @@ together with the new offset, so a slice counts either fully or not at all."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,8 @@ def process_slice(
     start_offset: int,
     max_lines: int = 1_000_000,
     max_seconds: float = 10.0,
-    batch_lines: int = 16384,
+    batch_lines: int = 65536,
+    block_bytes: int = 0,
 ) -> SliceResult:
     """Parse from ``start_offset`` until the file ends or a budget runs out (checked between batches).
     ``stats`` and ``parser`` advance with it; the caller persists them with the result."""
@@ -112,7 +114,13 @@ def process_slice(
     finished = True
     with path.open("rb") as stream:
         for batch in parse_stream(
-            stream, parser, stats, start_offset=start_offset, batch_lines=batch_lines, columnar=True
+            stream,
+            parser,
+            stats,
+            start_offset=start_offset,
+            batch_lines=batch_lines,
+            columnar=True,
+            block_bytes=block_bytes,
         ):
             assert batch.frame is not None
             a, u = summarise(batch.frame, catalog)
@@ -124,7 +132,8 @@ def process_slice(
                 apps = [_merge(apps, APP_KEYS)]
                 unmatched = [_merge(unmatched, UNMATCHED_KEYS)]
             if lines >= max_lines or time.monotonic() >= deadline:
-                finished = stream.read(1) == b""
+                # the reader reads ahead in blocks: the slice ends at its last batch, not where the stream is
+                finished = offset >= os.fstat(stream.fileno()).st_size
                 break
     return SliceResult(
         end_offset=offset,

@@ -368,7 +368,7 @@ async def process_next_slice(
         start_offset=start,
         max_lines=max_lines,
         max_seconds=max_seconds,
-        batch_lines=min(16384, max_lines),
+        batch_lines=min(65536, max_lines),
     )
     privacy = await anonymization.of_stream(session, tenant_id, upload.stream_id)
     if privacy.any:

@@ -6,6 +6,7 @@ however large the file, and accounts for every line: ``parsed + rejected == line
 
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -55,6 +56,8 @@ class Rejection:
 
 
 ParseOutcome = TrafficRecord | Rejection
+# A batch's lines: a list (per-line reader, tests) or a polars column (block reader).
+Lines = list[str] | pl.Series
 
 
 class LogParser:
@@ -74,7 +77,13 @@ class LogParser:
         parse = self.parse_line
         return [parse(line) for line in lines]
 
-    def parse_frame(self, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    def parse_frame(
+        self, lines: Lines, *, plain: bool = False
+    ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        """``plain``: the caller checked that every line is printable ASCII (no control characters), so a
+        vectorised parser may skip that check per line."""
+        if isinstance(lines, pl.Series):
+            lines = lines.to_list()
         records: list[TrafficRecord] = []
         rejections: list[tuple[int, Rejection]] = []
         for i, outcome in enumerate(self.parse_batch(lines)):
@@ -169,7 +178,7 @@ def records_to_frame(records: list[TrafficRecord]) -> pl.DataFrame:
 
 
 def with_irregular_lines(
-    parser: LogParser, lines: list[str], frame: pl.DataFrame, good: pl.DataFrame
+    parser: LogParser, lines: Lines, frame: pl.DataFrame, good: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
     """A vectorised parse's result: ``good`` (the rows ``frame`` marks ``regular``, in FRAME_SCHEMA) plus
     every line the columnar rules did not cover, parsed one by one, so both paths decide each line alike."""
@@ -211,6 +220,83 @@ def read_lines(
         yield size, raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
+def read_blocks(
+    stream: IO[bytes], *, block_bytes: int = 0, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
+    """Yield ``(bytes consumed, block)`` where a block is whole lines (ending in a newline, or the file's
+    last line); ``block`` is None for one line over the limit, skipped without being held in memory. At most
+    about two blocks are held at once."""
+    block_bytes = max(block_bytes or BLOCK_BYTES, max_line_bytes + 1)
+    read = stream.read
+    carry = b""
+    while True:
+        chunk = read(block_bytes)
+        if not chunk:
+            if carry:  # whole lines after a skipped one, or the last line (over the limit: told per line)
+                yield len(carry), carry
+            return
+        buf = carry + chunk if carry else chunk
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            yield cut, buf[:cut]
+            carry = buf[cut:]
+        else:
+            carry = buf
+        if len(carry) > max_line_bytes:  # the line in progress is over the limit: skip to its end
+            size = len(carry)
+            while True:
+                chunk = read(block_bytes)
+                if not chunk:
+                    yield size, None
+                    return
+                nl = chunk.find(b"\n")
+                if nl >= 0:
+                    yield size + nl + 1, None
+                    carry = chunk[nl + 1 :]
+                    break
+                size += len(chunk)
+
+
+# Bytes read per block in the columnar path; a batch is at most one block (and ``batch_lines`` lines).
+BLOCK_BYTES = 8 * 1024 * 1024
+
+
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+def block_lines(
+    block: bytes, max_line_bytes: int = MAX_LINE_BYTES
+) -> tuple[pl.Series, pl.Series, bool] | None:
+    """A block's lines as a polars column, each line's size in bytes with its newline, and whether every
+    line is printable ASCII — split natively (no Python step per line) — or None when the block needs the
+    per-line reader: undecodable bytes or a line over the limit. The text equals ``read_lines``: the newline
+    and any ``\\r`` before it removed."""
+    plain = block.isascii() and not block.translate(None, _PRINTABLE)
+    ends = block.endswith(b"\n")
+    lines: pl.Series | None = None
+    if plain:  # polars' CSV reader as a line splitter: one column, no quoting, blank lines kept as nulls
+        frame = pl.read_csv(
+            io.BytesIO(block), has_header=False, separator="\x00", quote_char=None, infer_schema=False
+        )
+        if frame.width == 1 and frame.height == block.count(b"\n") + (not ends):
+            lines = frame.to_series().fill_null("").alias("line")
+    if lines is None:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        lines = pl.Series("line", [text[:-1] if ends else text], dtype=pl.String).str.split("\n").explode()
+    sizes = lines.str.len_bytes().cast(pl.Int64)
+    if sizes.max() > max_line_bytes:  # type: ignore[operator]
+        return None
+    sizes = sizes + 1
+    if not ends:
+        sizes[-1] = sizes[-1] - 1
+    if b"\r" in block:
+        lines = lines.str.strip_chars_end("\r")
+    return lines, sizes, plain
+
+
 def parse_stream(
     stream: IO[bytes],
     parser: LogParser,
@@ -219,59 +305,91 @@ def parse_stream(
     start_offset: int = 0,
     batch_lines: int = 8192,
     columnar: bool = False,
+    block_bytes: int = 0,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Batch]:
     """Parse ``stream`` from ``start_offset`` in batches; ``stats`` is updated as each batch is yielded.
-    Nothing but the current batch is held in memory. ``columnar`` yields each batch as a polars frame."""
+    Nothing but the current batch is held in memory. ``columnar`` yields each batch as a polars frame and
+    reads the file in byte blocks split into lines by polars (``block_lines``), a block the per-line reader
+    cannot be spared (undecodable bytes, an over-long line) going line by line; both read the same lines."""
     if start_offset:
         stream.seek(start_offset)
     offset = start_offset
     pending: list[str] = []
 
-    def flush(end_offset: int) -> Batch:
+    def flush(end_offset: int, lines: Lines | None = None, plain: bool = False) -> Batch:
+        if lines is None:
+            lines = pending
         first_line = stats.lines_read + 1
+        count = len(lines)
         if columnar:
-            frame, rejections = _safe_frame(parser, pending)
+            frame, rejections = _safe_frame(parser, lines, plain)
             for i, rejection in rejections:
-                stats.reject(first_line + i, pending[i], rejection)
+                stats.reject(first_line + i, lines[i], rejection)
             stats.parsed += frame.height
-            stats.lines_read += len(pending)
-            batch = Batch(records=[], end_offset=end_offset, lines=len(pending), frame=frame)
+            stats.lines_read += count
+            batch = Batch(records=[], end_offset=end_offset, lines=count, frame=frame)
             pending.clear()
             return batch
         records: list[TrafficRecord] = []
-        for i, outcome in enumerate(_safe_batch(parser, pending)):
+        for i, outcome in enumerate(
+            _safe_batch(parser, lines if isinstance(lines, list) else lines.to_list())
+        ):
             if isinstance(outcome, TrafficRecord):
                 records.append(outcome)
             else:
-                stats.reject(first_line + i, pending[i], outcome)
+                stats.reject(first_line + i, lines[i], outcome)
         stats.parsed += len(records)
-        stats.lines_read += len(pending)
-        batch = Batch(records=records, end_offset=end_offset, lines=len(pending))
+        stats.lines_read += count
+        batch = Batch(records=records, end_offset=end_offset, lines=count)
         pending.clear()
         return batch
 
-    for size, text in read_lines(stream):
-        if text is None:
-            if pending:  # flush first so line numbers stay in order
-                yield flush(offset)
+    def too_long(size: int) -> Batch:
+        stats.lines_read += 1
+        stats.reject(stats.lines_read, "", TOO_LONG)
+        return Batch(records=[], end_offset=offset, lines=1, frame=records_to_frame([]) if columnar else None)
+
+    def by_line(source: IO[bytes]) -> Iterator[Batch]:
+        nonlocal offset
+        for size, text in read_lines(source, max_line_bytes=max_line_bytes):
+            if text is None:
+                if pending:  # flush first so line numbers stay in order
+                    yield flush(offset)
+                offset += size
+                yield too_long(size)
+                continue
             offset += size
-            stats.lines_read += 1
-            stats.reject(stats.lines_read, "", TOO_LONG)
-            yield Batch(
-                records=[], end_offset=offset, lines=1, frame=records_to_frame([]) if columnar else None
-            )
-            continue
-        offset += size
-        pending.append(text)
-        if len(pending) >= batch_lines:
+            pending.append(text)
+            if len(pending) >= batch_lines:
+                yield flush(offset)
+        if pending:
             yield flush(offset)
-    if pending:
-        yield flush(offset)
+
+    if not columnar:
+        yield from by_line(stream)
+        return
+    for size, block in read_blocks(stream, block_bytes=block_bytes, max_line_bytes=max_line_bytes):
+        if block is None:
+            offset += size
+            yield too_long(size)
+            continue
+        split = block_lines(block, max_line_bytes)
+        if split is None:
+            yield from by_line(io.BytesIO(block))
+            continue
+        lines, sizes, plain = split
+        for start in range(0, len(lines), batch_lines):
+            part = lines.slice(start, batch_lines)
+            offset += int(sizes.slice(start, batch_lines).sum())
+            yield flush(offset, part, plain)
 
 
-def _safe_frame(parser: LogParser, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+def _safe_frame(
+    parser: LogParser, lines: Lines, plain: bool = False
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
     try:
-        return parser.parse_frame(lines)
+        return parser.parse_frame(lines, plain=plain)
     except Exception:
         return LogParser.parse_frame(_PerLine(parser), lines)
 

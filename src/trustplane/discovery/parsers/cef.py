@@ -18,6 +18,7 @@ from trustplane.discovery.parsers.base import (
     FRAME_SCHEMA,
     HOST_PATTERN,
     NO_TIME,
+    Lines,
     LogParser,
     ParseOutcome,
     Rejection,
@@ -148,8 +149,10 @@ class CefParser(LogParser):
         )
         return finish(record)
 
-    def parse_frame(self, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-        return cef_frame(self, lines)
+    def parse_frame(
+        self, lines: Lines, *, plain: bool = False
+    ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        return cef_frame(self, lines, plain)
 
 
 # ---- vectorised path ---------------------------------------------------------------------------------
@@ -195,16 +198,19 @@ def _int(col: pl.Expr) -> pl.Expr:
     )
 
 
-def cef_frame(parser: CefParser, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+def cef_frame(
+    parser: CefParser, lines: Lines, plain: bool = False
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
     """Regular lines (printable ASCII without backslashes or brackets, epoch ``rt``) in polars; any other line
     through ``parse_line``, so both paths give the same records and reasons (tests/…/test_cef.py)."""
     frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
     at = pl.col("line").str.find("CEF:", literal=True)
     frame = frame.with_columns(
         pl.col("line").str.slice(at + 4).str.extract(r"^(?:[^|]*\|){7}(.*)$", 1).alias("ext"),
-        (pl.col("line").str.contains(r"^[\x20-\x7e]*$") & ~pl.col("line").str.contains(r"[\\\[]")).alias(
-            "plain"
-        ),
+        (
+            (pl.lit(True) if plain else pl.col("line").str.contains(r"^[\x20-\x7e]*$"))
+            & ~pl.col("line").str.contains_any(["\\", "["])
+        ).alias("plain"),
     )
     ext = pl.col("ext")
     frame = frame.with_columns(*(ext.str.extract(_VALUE.format(re.escape(k)), 1).alias(k) for k in _KEYS))

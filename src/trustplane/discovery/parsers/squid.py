@@ -18,7 +18,7 @@ from trustplane.discovery.parsers.base import (
     ALLOWED,
     BLOCKED,
     EMPTY,
-    HOST_PATTERN,
+    Lines,
     LogParser,
     ParseOutcome,
     Rejection,
@@ -92,55 +92,85 @@ class SquidNativeParser(LogParser):
             record.dest_host = peer.lower()  # older Squid: DIRECT/hostname
         return finish(record)
 
-    def parse_frame(self, lines: list[str]) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-        return _squid_frame(self, lines)
+    def parse_frame(
+        self, lines: Lines, *, plain: bool = False
+    ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        return _squid_frame(self, lines, plain)
+
+
+# Control characters: Python's str.split() takes some of them (\x0b, \x0c, \x1c-\x1f) as whitespace.
+_CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 
 
 def _squid_frame(
-    parser: SquidNativeParser, lines: list[str]
+    parser: SquidNativeParser, lines: Lines, plain: bool = False
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-    raw = pl.Series("line", lines, dtype=pl.String)
-    parts = (
-        pl.DataFrame({"line": raw})
-        .with_row_index("i")
-        # Stripped first: str.split() ignores whitespace at the ends, so a trailing blank is no field.
-        .with_columns(
-            pl.col("line")
-            .str.strip_chars(" \t")
-            .str.replace_all(r"[ \t]+", " ")
-            .str.split_exact(" ", 10)
-            .alias("f")
-        )
-        .unnest("f")
+    """The columnar rules cover a regular line: printable ASCII, single spaces between fields except the
+    padding after the timestamp, a numeric timestamp, at least ten fields, a URL without user info or
+    brackets. Only plain string operations and anchored patterns per line (no regex scans a whole line)."""
+    line = pl.col("line")
+    ts_end = line.str.find(" ", literal=True)
+    rest = line.str.slice(ts_end).str.strip_chars_start(" ")
+    frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
+    frame = frame.with_columns(
+        line.str.head(ts_end).alias("ts_text"),
+        rest.str.split(" ").alias("f"),
+        (
+            ~line.str.starts_with(" ")
+            & ~line.str.ends_with(" ")
+            & ~rest.str.contains("  ", literal=True)
+            & (
+                pl.lit(True)
+                if plain
+                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
+            )
+        ).alias("shape"),
     )
-    method, url, hier = pl.col("field_5"), pl.col("field_6"), pl.col("field_8")
-    peer = hier.str.splitn("/", 2).struct.field("field_1")  # all after the first "/", as parse_line takes it
-    frame = parts.select(
+    f = pl.col("f").list
+    client, code, size, method, url, user, hier = (f.get(k, null_on_oob=True) for k in range(1, 8))
+    frame = frame.select(
         "i",
-        pl.col("field_0").cast(pl.Float64, strict=False).alias("ts"),
-        pl.col("field_2").alias("source_ip"),
-        pl.col("field_7").alias("user"),
-        pl.when(method == "CONNECT").then(None).otherwise(url).alias("dest_url"),
-        url.str.extract(HOST_PATTERN, 1).str.to_lowercase().str.strip_chars_end(".").alias("dest_host"),
+        "shape",
+        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts"),
+        pl.col("ts_text").str.contains(r"^[0-9]+(?:\.[0-9]+)?$").alias("ts_ok"),
+        (f.len() >= 9).alias("enough"),
+        client.alias("source_ip"),
+        code.alias("code"),
+        size.alias("size"),
+        method.alias("method"),
+        url.alias("url"),
+        user.alias("user"),
+        hier.alias("hier"),
+    )
+    url, code, hier = pl.col("url"), pl.col("code"), pl.col("hier")
+    scheme = url.str.contains(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+    after = pl.when(scheme).then(url.str.slice(url.str.find("://", literal=True) + 3)).otherwise(url)
+    host_end = after.str.find(r"[:/?#\]]")
+    host = after.str.head(host_end.fill_null(after.str.len_chars()))
+    slash = code.str.find("/", literal=True)
+    peer = hier.str.slice(hier.str.find("/", literal=True) + 1)
+    frame = frame.select(
+        "i",
+        "ts",
+        "source_ip",
+        pl.when(pl.col("user") == "-").then(None).otherwise(pl.col("user")).alias("user"),
+        pl.when(pl.col("method") == "CONNECT").then(None).otherwise(url).alias("dest_url"),
+        host.str.strip_chars_end(".").str.to_lowercase().alias("dest_host"),
         pl.when(peer.str.contains(_IP_PATTERN)).then(peer).otherwise(None).alias("dest_ip"),
-        pl.when(pl.col("field_4").str.contains(r"^[0-9]{1,18}$"))
-        .then(pl.col("field_4").cast(pl.Int64, strict=False))
+        pl.when(pl.col("size").str.contains(r"^[0-9]{1,18}$"))
+        .then(pl.col("size").cast(pl.Int64, strict=False))
         .otherwise(None)
         .alias("bytes_down"),
-        pl.col("field_3")
-        .str.split_exact("/", 1)
-        .struct.field("field_0")
-        .str.contains("DENIED")
-        .alias("blocked"),
+        code.str.head(slash).str.contains("DENIED", literal=True).alias("blocked"),
         (
-            pl.col("line").str.contains(r"^[\x20-\x7e\t]*$")  # ASCII: both paths split it alike
-            & pl.col("field_0").str.contains(r"^[0-9]+(?:\.[0-9]+)?$")
-            & pl.col("field_9").is_not_null()
-            & pl.col("field_3").str.contains(r"^[^/]+/")
+            pl.col("shape")
+            & pl.col("ts_ok")
+            & pl.col("enough")
+            & (slash > 0)
             & (url != "-")
-            & pl.col("field_2").ne("-")
-            & pl.col("field_7").is_not_null()
-            & hier.str.contains("/")
+            & ~url.str.contains_any(["@", "["])
+            & (pl.col("source_ip") != "-")
+            & hier.str.contains("/", literal=True)
         ).alias("regular"),
     )
     frame = frame.with_columns(
@@ -153,11 +183,10 @@ def _squid_frame(
         .fill_null(False)
         .alias("regular")
     )
-    regular = frame.filter("regular")
-    good = regular.select(
+    good = frame.filter("regular").select(
         (pl.col("ts") * 1_000_000).round(0).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("time"),
         "source_ip",
-        pl.when(pl.col("user") == "-").then(None).otherwise(pl.col("user")).alias("user"),
+        "user",
         "dest_host",
         "dest_url",
         "dest_ip",
