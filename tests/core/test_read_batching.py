@@ -58,7 +58,7 @@ def test_concurrent_reads_by_id_share_queries_and_each_gets_its_own_row(
                     return await UserRepository(session, tenant.tenant_id).record(object_id)
 
             rows = await asyncio.gather(*(read(object_id) for object_id in asked))
-            return rows, db._rows_by_id[User.__table__].queries
+            return rows, db._rows_by_key[User.__table__, "id"].queries
         finally:
             await db.dispose()
 
@@ -139,3 +139,41 @@ def test_a_cancelled_read_does_not_cancel_the_others_in_its_batch(
     for i, (object_id, row) in enumerate(zip(mine, results, strict=True)):
         if i != cancelled:
             assert row.id == object_id
+
+
+def test_concurrent_reads_by_user_principal_name_share_queries_and_match_case_insensitively(
+    server: TestServer, tenant: TenantHandle
+) -> None:
+    other = server.tenant()
+    mine = _create_users(tenant, 8, "ByUpn")
+    theirs = _create_users(other, 2, "byupn")
+    # mine in other cases too, another tenant's userPrincipalNames asked in this tenant, unknown ones
+    asked = [
+        *mine.values(),
+        *(upn.upper() for upn in mine.values()),
+        *theirs.values(),
+        *(f"nobody{i}@{tenant.domain}" for i in range(2)),
+    ]
+
+    async def run() -> tuple[list[Any], int]:
+        db = Database(server.database_url, pool_size=3)
+        try:
+
+            async def read(upn: str) -> Any:
+                async with db.read_only() as session:
+                    return await UserRepository(session, tenant.tenant_id).record_by_upn(upn)
+
+            rows = await asyncio.gather(*(read(upn) for upn in asked))
+            return rows, db._rows_by_key[User.__table__, "upn"].queries
+        finally:
+            await db.dispose()
+
+    rows, queries = server.run(run())
+    by_upn = {upn.lower(): object_id for object_id, upn in mine.items()}
+    for upn, row in zip(asked, rows, strict=True):
+        if upn.lower() in by_upn:
+            assert row is not None and row.id == by_upn[upn.lower()], upn
+            assert row.tenant_id == tenant.tenant_id and row.user_principal_name.lower() == upn.lower()
+        else:
+            assert row is None, upn
+    assert 1 <= queries <= 2, queries

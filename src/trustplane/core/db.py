@@ -12,7 +12,19 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import JSON, DateTime, MetaData, Select, String, Table, any_, bindparam, event, select
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    event,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -125,22 +137,29 @@ def _prepare(stmt: Select[Any], dialect: Dialect) -> _Prepared:
     return _Prepared(compiled.string, names, binds, processors, record)
 
 
-class _RowsById:
-    """Concurrent reads of one table's rows by (tenant, id), coalesced: a read when none is in flight runs its
-    own query at once (the one-row statement, as before); reads arriving while a query is in flight wait and
-    go together in the next one (``id = ANY($1)``), so a burst of row-cache misses costs a few round trips
-    instead of one each. Every waiter gets its own row (or None: unknown id, or a row of another tenant, which
-    the query's tenant condition and the exact match below both keep out); an error of a query goes to every
-    waiter of that query. A cancelled read cancels nobody else's (batches run in a task of their own)."""
+class _RowsByKey:
+    """Concurrent reads of one table's rows by (tenant, key), coalesced: a read when none is in flight runs
+    its own query at once (the one-row statement, as before); reads arriving while a query is in flight wait
+    and go together in the next one (``key = ANY($1)``), so a burst of row-cache misses costs a few round
+    trips instead of one each. Every waiter gets its own row (or None: unknown key, or a row of another
+    tenant, which the query's tenant condition and the exact match below both keep out); an error of a query
+    goes to every waiter of that query. A cancelled read cancels nobody else's (batches run in a task).
+
+    The key is the id, or an expression of the row unique within a tenant (``key``, e.g. the lowercased
+    userPrincipalName): then the batch also selects the expression as PostgreSQL computes it and matches on
+    that, never on a Python re-computation of it."""
 
     MAX_BATCH = 256
 
-    def __init__(self, database: Database, table: Table) -> None:
+    def __init__(self, database: Database, table: Table, key: ColumnElement[Any] | None = None) -> None:
         self._database = database
+        column = table.c.id if key is None else key
         self._one = select(table).where(
-            table.c.tenant_id == bindparam("_tenant_id"), table.c.id == bindparam("_object_id")
+            table.c.tenant_id == bindparam("_tenant_id"), column == bindparam("_object_id")
         )
-        self._many = _by_ids_statement(table, database.dialect)
+        self._many = _batch_statement(table, column, with_key=key is not None, dialect=database.dialect)
+        self._by_id = key is None
+        self._record = namedtuple("Record", [c.key for c in table.columns])  # type: ignore[misc]
         self._waiting: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -189,7 +208,10 @@ class _RowsById:
                         self._waiting = {}
                         raise
                     continue
-                found = {(row.tenant_id, row.id): row for row in rows}
+                if self._by_id:
+                    found = {(row.tenant_id, row.id): row for row in rows}
+                else:  # the last column is the key as the database computed it
+                    found = {(row.tenant_id, row[-1]): self._record(*row[:-1]) for row in rows}
                 for key, futures in batch.items():
                     row = found.get(key)
                     for future in futures:
@@ -199,16 +221,18 @@ class _RowsById:
             self._busy = False
 
 
-def _by_ids_statement(table: Table, dialect: str) -> Select[Any]:
-    """Every column of the rows of ``table`` whose tenant is one of ``_tenant_ids`` and id one of ``_ids``."""
-    if dialect == "postgresql":  # one statement text for any number of ids (prepared once by asyncpg)
-        return select(table).where(
+def _batch_statement(table: Table, key: ColumnElement[Any], *, with_key: bool, dialect: str) -> Select[Any]:
+    """Every column of the rows of ``table`` whose tenant is one of ``_tenant_ids`` and ``key`` one of
+    ``_ids`` (and ``key`` itself last, ``with_key``)."""
+    stmt = select(table, key.label("batch_key")) if with_key else select(table)
+    if dialect == "postgresql":  # one statement text for any number of keys (prepared once by asyncpg)
+        return stmt.where(
             table.c.tenant_id == any_(bindparam("_tenant_ids", type_=ARRAY(String))),
-            table.c.id == any_(bindparam("_ids", type_=ARRAY(String))),
+            key == any_(bindparam("_ids", type_=ARRAY(String))),
         )
-    return select(table).where(
+    return stmt.where(
         table.c.tenant_id.in_(bindparam("_tenant_ids", expanding=True)),
-        table.c.id.in_(bindparam("_ids", expanding=True)),
+        key.in_(bindparam("_ids", expanding=True)),
     )
 
 
@@ -243,7 +267,7 @@ class Database:
         self._read_pool_size = pool_size
         self._read_pool: Any = None
         self._read_pool_lock = asyncio.Lock()
-        self._rows_by_id: dict[Table, _RowsById] = {}
+        self._rows_by_key: dict[tuple[Table, str], _RowsByKey] = {}
 
     @property
     def dialect(self) -> str:
@@ -324,11 +348,18 @@ class Database:
 
     async def record_by_id(self, table: Table, tenant_id: str, object_id: str) -> Any | None:
         """The row of ``table`` with this id in this tenant as a record (as ``fetch_record`` reads it), read
-        together with the other reads of the table by id in flight at the time (``_RowsById``)."""
-        rows = self._rows_by_id.get(table)
+        together with the other reads of the table by id in flight at the time (``_RowsByKey``)."""
+        return await self.record_by_key(table, "id", None, tenant_id, object_id)
+
+    async def record_by_key(
+        self, table: Table, name: str, key: ColumnElement[Any] | None, tenant_id: str, value: str
+    ) -> Any | None:
+        """The row of ``table`` whose ``key`` (an expression unique within a tenant, named ``name``; None: the
+        id) equals ``value`` in this tenant, read together with the other such reads in flight."""
+        rows = self._rows_by_key.get((table, name))
         if rows is None:
-            rows = self._rows_by_id[table] = _RowsById(self, table)
-        return await rows.get(tenant_id, object_id)
+            rows = self._rows_by_key[table, name] = _RowsByKey(self, table, key)
+        return await rows.get(tenant_id, value)
 
     async def _open_read_pool(self) -> Any:
         import asyncpg

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, bindparam, delete, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Delete
 
@@ -77,20 +77,29 @@ class TenantRepository(Generic[M]):
         every column by name, no ORM identity), for requests that only read: from the row cache when it
         has it, else one statement (in a read-only session, shared with the other reads of the table by id in
         flight at the time: ``Database.record_by_id``)."""
-        database = self.session.info.get(READ_ONLY)
-        if database is None:
+        if self.session.info.get(READ_ONLY) is None:
             return await self.cached_record(
                 lambda cache: cache.get(self.tenant_id, object_id),
                 _record_statement(self.model),
                 {"_tenant_id": self.tenant_id, "_object_id": object_id},
             )
+        return await self.batched_record(
+            lambda cache: cache.get(self.tenant_id, object_id), "id", None, object_id
+        )
+
+    async def batched_record(
+        self, lookup: Callable[[RowCache], Any | None], name: str, key: ColumnElement[Any] | None, value: str
+    ) -> Any | None:
+        """In a read-only session: a record through the row cache (``lookup``), else read by ``key`` (named
+        ``name``; None: the id) together with the other such reads in flight (``Database.record_by_key``)."""
         cache = self.row_cache
         if cache is not None:
-            hit = cache.get(self.tenant_id, object_id)
+            hit = lookup(cache)
             if hit is not None:
                 return hit
         token = cache.read_token() if cache is not None else None  # taken before the batch's query starts
-        row = await database.record_by_id(self.model.__table__, self.tenant_id, object_id)
+        database = self.session.info[READ_ONLY]
+        row = await database.record_by_key(self.model.__table__, name, key, self.tenant_id, value)
         if cache is not None and row is not None:
             cache.put(token, row)
         return row

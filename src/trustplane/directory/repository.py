@@ -8,6 +8,7 @@ from sqlalchemy import CTE, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.cache import cached_table
+from trustplane.core.db import READ_ONLY
 from trustplane.core.repository import TenantRepository
 from trustplane.directory.models import AuditEntry, DirectoryValue, Group, Membership, Tenant, User
 
@@ -37,9 +38,9 @@ def upn_key(upn: str) -> str:
 # getMemberGroups): read-only requests may answer them from the row cache (core.cache).
 cached_table(User.__tablename__, key=lambda row: upn_key(row.user_principal_name))
 
+_UPN_KEY = func.lower(User.__table__.c.user_principal_name)
 _USER_RECORD_BY_UPN = select(User.__table__).where(
-    User.__table__.c.tenant_id == bindparam("_tenant_id"),
-    func.lower(User.__table__.c.user_principal_name) == bindparam("_upn"),
+    User.__table__.c.tenant_id == bindparam("_tenant_id"), _UPN_KEY == bindparam("_upn")
 )
 
 
@@ -53,6 +54,10 @@ class UserRepository(TenantRepository[User]):
     async def record_by_upn(self, upn: str) -> Any | None:
         """``by_upn`` as an immutable record, from the row cache when it has it (see ``record``)."""
         key = upn_key(upn)
+        if self.session.info.get(READ_ONLY) is not None:
+            return await self.batched_record(
+                lambda cache: cache.get_by_key(self.tenant_id, key), "upn", _UPN_KEY, key
+            )
         return await self.cached_record(
             lambda cache: cache.get_by_key(self.tenant_id, key),
             _USER_RECORD_BY_UPN,
