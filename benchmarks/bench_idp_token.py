@@ -268,9 +268,7 @@ def main() -> None:
     parts = asyncio.run(breakdown(url, tenant_id, client_id, secret, args.tokens))
     total = parts.pop("total")
     per_http = 1 / rate
-    print(
-        f"one token in-process (Authlib token_response + commit, sequential): {total * 1000:.2f} ms"
-    )
+    print(f"one token in-process (Authlib token_response + commit, sequential): {total * 1000:.2f} ms")
     print(f"{'':46s} {'ms':>8s} {'of in-process':>14s} {'of HTTP time':>13s}")
     for name, seconds in parts.items():
         of_http = f"{seconds / per_http:12.1%}" if not name.startswith("rest") else f"{'':12s}"
