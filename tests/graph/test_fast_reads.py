@@ -20,7 +20,12 @@ from tests.support.server import TenantHandle, TestServer
 from trustplane.auth.tokens import issuer_for
 from trustplane.core.observability import REGISTRY
 
-SHAPES = ("/v1.0/users/{user_id}", "/v1.0/users", "/v1.0/groups/{group_id}")
+SHAPES = (
+    "/v1.0/users/{user_id}",
+    "/v1.0/users",
+    "/v1.0/groups/{group_id}",
+    "/v1.0/users/{object_id}/getMemberGroups",
+)
 COMPARED_HEADERS = ("content-type", "content-length", "www-authenticate", "location")
 
 
@@ -66,19 +71,25 @@ def fast_path_switch(server: TestServer) -> Iterator[Callable[[bool], None]]:
 @pytest.fixture
 def compare(server: TestServer, fast_path_switch: Callable[[bool], None]) -> Callable[..., httpx.Response]:
     def run(
-        path: str, *, fast: bool, token: str | None = None, headers: dict[str, str] | None = None
+        path: str,
+        *,
+        fast: bool,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> httpx.Response:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        method = "GET" if body is None else "POST"
         with httpx.Client(base_url=server.url, headers=sent, timeout=30) as c:
             fast_path_switch(False)
-            routed = c.get(path)
+            routed = c.request(method, path, content=body)
             fast_path_switch(True)
             before = answered()
-            quick = c.get(path)
+            quick = c.request(method, path, content=body)
             after = answered()
-        what = f"GET {path}"
+        what = f"{method} {path} {body!r:.80}"
         assert after - before == (1 if fast else 0), (
             f"{what}: fast path answered {after - before}, not {fast}"
         )
@@ -183,6 +194,60 @@ def test_reads_answer_the_same_on_both_paths(
     assert statuses[upn_filter(upn, "&$top=1")] == 200
     # The client's request id is echoed in errors on both paths.
     compare(f"/v1.0/users/{unknown}", fast=False, token=token, headers={"client-request-id": "c-42"})
+
+
+def test_get_member_groups_answers_the_same_on_both_paths(
+    tenant: TenantHandle, server: TestServer, compare: Callable[..., httpx.Response]
+) -> None:
+    """The one POST served fast: its body is read by the layer and replayed to the normal route whenever
+    the layer declines (a bad body, an unknown user, a body over the limit, a caller it cannot vouch for)."""
+    other = server.tenant()
+    with tenant.client() as c, other.client() as o:
+        user = make_user(c, tenant.domain, "deep.member")
+        chain = [make_group(c, f"level{n}") for n in range(3)]
+        for inner, outer in zip([user, *chain], chain, strict=False):
+            ref = {"@odata.id": f"{server.url}/v1.0/directoryObjects/{inner['id']}"}
+            assert c.post(f"/v1.0/groups/{outer['id']}/members/$ref", json=ref).status_code == 204
+        theirs = make_user(o, other.domain, "their.member")
+    token = tenant.token()
+    path = f"/v1.0/users/{user['id']}/getMemberGroups"
+    answer = compare(path, fast=True, token=token, body=b'{"securityEnabledOnly": true}')
+    assert sorted(answer.json()["value"]) == sorted(g["id"] for g in chain)  # transitive, 3 deep
+    for body in (
+        b'{"securityEnabledOnly": false}',
+        b'{"@odata.type": "x", "securityEnabledOnly": true}',
+        b'  {"securityEnabledOnly":true}  ',
+    ):
+        assert compare(path, fast=True, token=token, body=body).status_code == 200, body
+    unknown = "5c3a3f1e-0d5b-4f59-9d43-2f3b1f0a9c11"
+    big = b'{"securityEnabledOnly": true, "pad": "' + b"x" * 1_100_000 + b'"}'
+    routed = {
+        (path, b""): 400,
+        (path, b"{"): 400,
+        (path, b"[]"): 400,
+        (path, b"{}"): 400,
+        (path, b'{"securityEnabledOnly": "yes"}'): 400,
+        (path, b'{"securityEnabledOnly": true, "extra": 1}'): 400,
+        (path, rb'{"securityEnabledOnly": true, "x": "a\u0000b"}'): 400,
+        (path, big): 413,
+        (f"/v1.0/users/{unknown}/getMemberGroups", b'{"securityEnabledOnly": true}'): 404,
+        (f"/v1.0/users/{theirs['id']}/getMemberGroups", b'{"securityEnabledOnly": true}'): 404,
+        (f"/v1.0/users/{chain[0]['id']}/getMemberGroups", b'{"securityEnabledOnly": true}'): 404,
+        (f"{path}?x=1", b'{"securityEnabledOnly": true}'): 200,
+    }
+    for (where, body), status in routed.items():
+        assert compare(where, fast=False, token=token, body=body).status_code == status, (where, body[:40])
+    # Callers it cannot vouch for, and the route's own permission names.
+    ask = b'{"securityEnabledOnly": true}'
+    assert compare(path, fast=False, body=ask).status_code == 401
+    assert (
+        compare(path, fast=True, token=tenant.app("GroupMember.Read.All").token(), body=ask).status_code
+        == 200
+    )
+    assert compare(path, fast=False, token=tenant.app("User.Read.All").token(), body=ask).status_code == 403
+    assert (
+        compare(path, fast=False, token=tenant.api_token("Directory.Read.All"), body=ask).status_code == 200
+    )
 
 
 def test_callers_the_fast_path_cannot_vouch_for_get_the_normal_routes_answer(

@@ -3,8 +3,10 @@ of the app that answers, when it can, exactly what the normal route would, and h
 
 Served here: ``GET /v1.0/users/{id}`` (an id that is a GUID), ``GET /v1.0/users?$filter=userPrincipalName eq
 '…'`` (alone or with ``$select``: the lookup by key ``graph.query.equality_lookup`` recognises) and ``GET
-/v1.0/groups/{id}``. FastAPI's dependency resolution and route matching cost ~95 us of the ~265-330 us a
-warm read took (docs/benchmarks.md), more than everything TrustPlane itself does for it.
+/v1.0/groups/{id}``, and ``POST /v1.0/users/{id}/getMemberGroups`` (its body read here, within
+``max_body_bytes``, and replayed to the normal route whenever this layer declines). FastAPI's dependency
+resolution and route matching cost ~95 us of the ~265-330 us a warm read took (docs/benchmarks.md), more
+than everything TrustPlane itself does for it.
 
 What keeps the two paths equal: this layer answers only the success case, with the normal route's own code
 for every step: the verified-token cache of ``auth.tokens`` (``verified_from_memory``: the same strict
@@ -33,12 +35,13 @@ import structlog
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trustplane.auth.deps import base_url
 from trustplane.auth.permissions import Principal
 from trustplane.auth.service import API_TOKEN_PREFIX
 from trustplane.auth.tokens import verified_from_memory
+from trustplane.core.bodies import parse_json_object
 from trustplane.core.errors import DomainError
 from trustplane.core.ids import is_uuid
 from trustplane.core.observability import REGISTRY
@@ -59,18 +62,21 @@ USERS = "/v1.0/users"
 USER_PREFIX = "/v1.0/users/"
 GROUP_PREFIX = "/v1.0/groups/"
 
-# A handler answers the request (a body to send) or None: "not mine, let the normal route answer".
-Handler = Callable[[Request, Principal, str], Awaitable[bytes | None]]
+MEMBER_GROUPS_SUFFIX = "/getMemberGroups"
+
+# A handler answers the request (a body to send) or None: "not mine, let the normal route answer". It is
+# given the request's body as read (b"" for a GET).
+Handler = Callable[[Request, Principal, str, bytes], Awaitable[bytes | None]]
 
 
-async def _user_by_id(request: Request, principal: Principal, user_id: str) -> bytes | None:
+async def _user_by_id(request: Request, principal: Principal, user_id: str, _: bytes) -> bytes | None:
     db = request.app.state.db
     async with db.read_only() as session:
         user = await service.read_user(session, principal.tenant_id, user_id)
     return orjson.dumps(api.entity_body(request, USER, user, "users/$entity"))
 
 
-async def _group_by_id(request: Request, principal: Principal, group_id: str) -> bytes | None:
+async def _group_by_id(request: Request, principal: Principal, group_id: str, _: bytes) -> bytes | None:
     db = request.app.state.db
     async with db.read_only() as session:
         group = await service.get_group(session, principal.tenant_id, group_id)
@@ -78,10 +84,17 @@ async def _group_by_id(request: Request, principal: Principal, group_id: str) ->
     return orjson.dumps(body)
 
 
-async def _user_by_upn(request: Request, principal: Principal, _: str) -> bytes | None:
+async def _user_by_upn(request: Request, principal: Principal, _: str, __: bytes) -> bytes | None:
     async with request.app.state.db.read_only() as session:
         body = await api.users_by_upn_lookup(request, session, principal.tenant_id)
     return orjson.dumps(body) if body is not None else None  # None: the general collection path
+
+
+async def _member_groups(request: Request, principal: Principal, user_id: str, raw: bytes) -> bytes | None:
+    body = parse_json_object(raw)  # a bad body raises: the normal route answers it, in Graph's dialect
+    async with request.app.state.db.read_only() as session:
+        answer = await api.member_groups_answer(request, session, principal.tenant_id, "users", user_id, body)
+    return orjson.dumps(answer)
 
 
 def _bearer_jwt(scope: Scope) -> str | None:
@@ -110,7 +123,9 @@ SHAPES = {
     "user": _Shape(_user_by_id, api.get_user),
     "users": _Shape(_user_by_upn, api.list_users),
     "group": _Shape(_group_by_id, api.get_group),
+    "member_groups": _Shape(_member_groups, api.MEMBER_GROUPS_ENDPOINTS["users"]),
 }
+POSTS = frozenset({"member_groups"})  # shapes whose body this layer reads (and replays when it declines)
 
 # What the normal routes depend on, all of which this layer does itself: the app's global dependency, and
 # each route's permission check and read-only session. Anything else (a rate limit, say) added to the app,
@@ -169,7 +184,14 @@ class GraphFastReads:
             return
         learnt = self._learnt.get(shape)
         if learnt is not None and scope["app"].state.settings.graph_fast_reads:
-            body = await self._answer(scope, receive, learnt, shape, key)
+            raw = b""
+            if shape in POSTS:
+                receive, raw_or_none = await _buffered(scope, receive)
+                if raw_or_none is None:  # too large, or the client went away: the normal route's case
+                    await self.app(scope, receive, send)
+                    return
+                raw = raw_or_none
+            body = await self._answer(scope, receive, learnt, shape, key, raw)
             if body is not None:
                 scope["route"] = learnt.route  # counted in /metrics under the normal route's template
                 learnt.answered.inc()
@@ -186,7 +208,7 @@ class GraphFastReads:
                 log.warning("graph_fast_read_off", shape=shape, reason=found)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, learnt: _Learnt, shape: str, key: str
+        self, scope: Scope, receive: Receive, learnt: _Learnt, shape: str, key: str, raw: bytes
     ) -> bytes | None:
         credential = _bearer_jwt(scope)
         if credential is None:
@@ -199,20 +221,61 @@ class GraphFastReads:
         if principal is None or not principal.has_any(learnt.permissions):
             return None
         try:
-            return await SHAPES[shape].handler(request, principal, key)
+            return await SHAPES[shape].handler(request, principal, key, raw)
         except DomainError:
             return None  # not found, a bad query option, …: the normal route answers it in Graph's dialect
 
 
+async def _buffered(scope: Scope, receive: Receive) -> tuple[Receive, bytes | None]:
+    """The request's body read whole (None when over ``max_body_bytes`` or the client left), and a receive
+    that replays every message read, then goes on with the real one — for the normal route if need be."""
+    limit: int = scope["app"].state.settings.max_body_bytes
+    messages: list[Message] = []
+    replay = _replaying(messages, receive)
+    for name, value in scope["headers"]:
+        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            return replay, None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return replay, None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return replay, None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return replay, b"".join(chunks)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
+
+
 def _shape_of(scope: Scope) -> tuple[str, str]:
-    """Which served shape a GET is, with the id from its path; ("", "") for any other request, and for an
-    app under a root path, a URL carrying NUL (``app.refuse_nul_in_url``'s case), a sub-resource or an id
+    """Which served shape a request is, with the id from its path; ("", "") for any other request, and for
+    an app under a root path, a URL carrying NUL (``app.refuse_nul_in_url``'s case), a sub-resource or an id
     that is not a GUID (a userPrincipalName in the path): those the normal route answers."""
-    if scope["method"] != "GET" or scope.get("root_path"):
+    if scope.get("root_path"):
         return "", ""
     path: str = scope["path"]
     query: bytes = scope["query_string"]
     if b"%00" in query or b"\x00" in query:
+        return "", ""
+    if scope["method"] == "POST":
+        if query or not path.startswith(USER_PREFIX) or not path.endswith(MEMBER_GROUPS_SUFFIX):
+            return "", ""
+        key = path[len(USER_PREFIX) : -len(MEMBER_GROUPS_SUFFIX)]
+        return ("member_groups", key) if is_uuid(key) else ("", "")
+    if scope["method"] != "GET":
         return "", ""
     if path == USERS:
         return "users", ""
