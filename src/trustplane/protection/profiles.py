@@ -5,8 +5,12 @@
   count 0), when the user's history started and the user's stored risk. Loaded in one read on first touch
   (a user with more than ``MAX_ROWS`` counts is not cached: read per sign-in as before), least recently used
   dropped beyond ``MAX_USERS``.
-* Tenant-wide counts: (tenant, feature, value) -> count as last read, least recently used dropped beyond
-  ``MAX_VALUES``; a value not cached is read (only the missing ones, in one statement).
+* Tenant-wide counts: a tenant's whole table of them (every value any of its users was seen with; a value
+  not in it has count 0) when it has at most ``SNAPSHOT_MAX`` rows, read at the tenant's first decision in
+  this process and again when older than ``SNAPSHOT_TTL``, so that a decision reads no tenant-wide count
+  from the database; snapshots beyond ``MAX_VALUES`` rows in all are dropped, least recently loaded first.
+  A tenant with more rows: (tenant, feature, value) -> count as last read, least recently used dropped beyond
+  ``MAX_VALUES``; a value not cached is read (the sign-in's values, in one statement).
 
 Kept in step with what this process writes: the counts a committed transaction added (``learn``, the
 tenant-wide increments ``cache.take_due`` wrote) are added to the cached ones after its commit (never before:
@@ -34,6 +38,8 @@ TTL = 30.0
 MAX_USERS = 20_000
 MAX_ROWS = 5_000
 MAX_VALUES = 200_000
+SNAPSHOT_TTL = 300.0
+SNAPSHOT_MAX = 50_000
 
 _UPDATES = "trustplane.protection.profile_updates"
 
@@ -55,6 +61,18 @@ _by_upn: dict[tuple[str, str], str] = {}  # (tenant, lower-case UPN) -> user id,
 _tenant_of: dict[str, str] = {}  # user id -> tenant, for the users cached (a notice names the user only)
 _values: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
 _generation = 0  # bumped by every drop: a load that began before a drop is not stored
+
+
+@dataclass(slots=True)
+class Snapshot:
+    counts: dict[tuple[str, str], int]  # (feature, value as stored) -> count, every row of the tenant's
+    loaded_at: float
+
+
+_snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+_too_big: dict[str, float] = {}  # tenant -> when its table was found over SNAPSHOT_MAX (tried again later)
+_tenant_writes: dict[str, int] = {}  # tenant -> tenant-wide increments applied here: a load that began
+# before one is not stored (its rows may miss it)
 
 
 def generation() -> int:
@@ -122,10 +140,50 @@ def _risk_changed(user_id: str) -> None:
 follow_changes("risky_users", _risk_changed)
 
 
+def snapshot(tenant_id: str) -> dict[tuple[str, str], int] | None:
+    """The tenant's whole table of tenant-wide counts, when this process holds a fresh one."""
+    snap = _snapshots.get(tenant_id)
+    if snap is None or time.monotonic() - snap.loaded_at >= SNAPSHOT_TTL:
+        return None
+    return snap.counts
+
+
+def snapshot_due(tenant_id: str) -> bool:
+    """Whether to read the tenant's whole table now (none is held, or it is stale; not for a tenant found
+    too large within the last ``SNAPSHOT_TTL`` seconds)."""
+    found_big = _too_big.get(tenant_id)
+    return found_big is None or time.monotonic() - found_big >= SNAPSHOT_TTL
+
+
+def snapshot_mark(tenant_id: str) -> int:
+    return _tenant_writes.get(tenant_id, 0)
+
+
+def store_snapshot(tenant_id: str, counts: dict[tuple[str, str], int] | None, since: int) -> None:
+    """Keep a tenant's table read when ``snapshot_mark()`` was ``since`` (``None``: it was over
+    ``SNAPSHOT_MAX`` rows)."""
+    now = time.monotonic()
+    if counts is None:
+        _too_big[tenant_id] = now
+        _snapshots.pop(tenant_id, None)
+        return
+    _too_big.pop(tenant_id, None)
+    if since != snapshot_mark(tenant_id):
+        return
+    _snapshots[tenant_id] = Snapshot(counts, now)
+    _snapshots.move_to_end(tenant_id)
+    while len(_snapshots) > 1 and sum(len(s.counts) for s in _snapshots.values()) > MAX_VALUES:
+        _snapshots.popitem(last=False)
+
+
 def tenant_counts(
     tenant_id: str, keys: list[tuple[str, str]]
 ) -> tuple[dict[tuple[str, str], int], list[tuple[str, str]]]:
-    """The cached, fresh tenant-wide counts among ``keys`` and the keys to read."""
+    """The tenant-wide counts among ``keys`` this process holds (from the tenant's snapshot: all of them)
+    and the keys to read."""
+    snap = snapshot(tenant_id)
+    if snap is not None:
+        return {key: snap.get(key, 0) for key in keys}, []
     now = time.monotonic()
     found: dict[tuple[str, str], int] = {}
     missing: list[tuple[str, str]] = []
@@ -187,6 +245,10 @@ def _apply(session: Session) -> None:
         rows, at = payload
         for subject, feature, value, n in rows:
             if subject == "*":
+                _tenant_writes[tenant_id] = _tenant_writes.get(tenant_id, 0) + 1
+                snap = _snapshots.get(tenant_id)
+                if snap is not None:
+                    snap.counts[(feature, value)] = snap.counts.get((feature, value), 0) + n
                 key = (tenant_id, feature, value)
                 cached = _values.get(key)
                 if cached is not None:
@@ -214,3 +276,5 @@ def clear() -> None:
     _by_upn.clear()
     _tenant_of.clear()
     _values.clear()
+    _snapshots.clear()
+    _too_big.clear()

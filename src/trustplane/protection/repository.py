@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, case, func, literal, select, union_all
+from sqlalchemy import Integer, String, and_, bindparam, case, func, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +60,58 @@ def _profile_statement(features: tuple[str, ...]) -> Any:
             RiskyUser.risk_last_updated_at,
         ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
         stmt = _PROFILES[features] = union_all(*counts, risk)
+    return stmt
+
+
+_COUNTS: dict[tuple[tuple[tuple[str, int], ...], bool], Any] = {}
+
+
+def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> Any:
+    """The read ``decide`` makes when its cache lacks something, built once per shape: the tenant-wide
+    counts ("*") of ``n`` values of each feature (bound parameters v<i>_<j>: one per value, so the compiled
+    statement is cached and reused, where an expanding IN is compiled again on every call; each branch a
+    primary-key probe, as in ``_profile_statement``) and, ``with_user``, every count of the user (bound
+    parameter ``user``) and the user's stored risk (subject "!risk")."""
+    stmt = _COUNTS.get((shape, with_user))
+    if stmt is None:
+        columns = (
+            FeatureCount.subject,
+            FeatureCount.feature,
+            FeatureCount.value,
+            FeatureCount.count,
+            FeatureCount.first_seen_at,
+        )
+        branches = [
+            select(*columns).where(
+                FeatureCount.tenant_id == bindparam("tenant"),
+                FeatureCount.subject == "*",
+                FeatureCount.feature == feature,
+                FeatureCount.value.in_([bindparam(f"v{i}_{j}") for j in range(n)]),
+            )
+            for i, (feature, n) in enumerate(shape)
+        ]
+        if with_user:
+            # Only the history's start (ip #total) needs its first-seen time: a user has a row per value
+            # seen, and turning each stored time back into a datetime was most of this read's cost.
+            history_start = case(
+                (
+                    and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"),
+                    FeatureCount.first_seen_at,
+                ),
+                else_=null(),
+            )
+            user = select(*columns[:4], history_start).where(
+                FeatureCount.tenant_id == bindparam("tenant"), FeatureCount.subject == bindparam("user")
+            )
+            risk = select(
+                literal("!risk", String(36)),
+                RiskyUser.risk_level,
+                RiskyUser.risk_state,
+                literal(0, Integer),
+                RiskyUser.risk_last_updated_at,
+            ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
+            branches = [user, *branches, risk]
+        stmt = _COUNTS[(shape, with_user)] = union_all(*branches)
     return stmt
 
 
@@ -209,21 +261,47 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
                 rows.append((subject, feature, value, count, seen))
         return rows, level
 
-    async def user_rows(
-        self, user_id: str
-    ) -> tuple[list[tuple[str, str, int, datetime]], tuple[str, datetime] | None]:
-        """Every (feature, value, count, first seen) of the user, and the user's stored risk (level, last
-        updated)."""
-        counts = select(
-            FeatureCount.feature, FeatureCount.value, FeatureCount.count, FeatureCount.first_seen_at
+    async def counts(
+        self, user_id: str | None, tenant_keys: Sequence[tuple[str, str]]
+    ) -> tuple[
+        list[tuple[str, str, int, datetime | None]], dict[tuple[str, str], int], tuple[str, datetime] | None
+    ]:
+        """The tenant-wide count of each (feature, value) in ``tenant_keys`` (0 when there is no row) and,
+        for a ``user_id``, every (feature, value, count, first seen: ip #total's only) of the user and the
+        user's stored risk
+        (level, last updated): one statement, so a user's first read in a process is one round trip."""
+        by_feature: dict[str, list[str]] = {}
+        for feature, value in tenant_keys:
+            by_feature.setdefault(feature, []).append(value)
+        params: dict[str, Any] = {"tenant": self.tenant_id, "user": user_id}
+        for i, values in enumerate(by_feature.values()):
+            params.update({f"v{i}_{j}": value for j, value in enumerate(values)})
+        shape = tuple((feature, len(values)) for feature, values in by_feature.items())
+        stmt = _counts_statement(shape, user_id is not None)
+        rows: list[tuple[str, str, int, datetime | None]] = []
+        tenant = dict.fromkeys(tenant_keys, 0)
+        level: tuple[str, datetime] | None = None
+        for subject, feature, value, count, seen in (await self.session.execute(stmt, params)).all():
+            if subject == "!risk":
+                level = (feature, seen)
+            elif subject == "*":
+                tenant[(feature, value)] = int(count)
+            else:
+                rows.append((feature, value, int(count), seen))
+        return rows, tenant, level
+
+    async def tenant_table(self, limit: int) -> dict[tuple[str, str], int] | None:
+        """Every tenant-wide count of the tenant ((feature, value) -> count), or None when there are more
+        than ``limit``."""
+        stmt = (
+            select(FeatureCount.feature, FeatureCount.value, FeatureCount.count)
+            .where(FeatureCount.tenant_id == self.tenant_id, FeatureCount.subject == "*")
+            .limit(limit + 1)
         )
-        counts = counts.where(FeatureCount.tenant_id == self.tenant_id, FeatureCount.subject == user_id)
-        rows = [(f, v, int(n), seen) for f, v, n, seen in (await self.session.execute(counts)).all()]
-        risk = select(RiskyUser.risk_level, RiskyUser.risk_last_updated_at).where(
-            RiskyUser.tenant_id == self.tenant_id, RiskyUser.id == user_id
-        )
-        found = (await self.session.execute(risk)).first()
-        return rows, (found[0], found[1]) if found is not None else None
+        rows = (await self.session.execute(stmt)).all()
+        if len(rows) > limit:
+            return None
+        return {(feature, value): int(count) for feature, value, count in rows}
 
     async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
         """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""

@@ -114,6 +114,9 @@ class SignInAttempt:
     correlation_id: str | None = None
     source: str = "trustplane"
     external_id: str | None = None
+    # The directory user, when the caller has already read it in this transaction (TrustPlane's own sign-in
+    # has, to check the password): ``decide`` then does not read it again. Must be the user ``user_id`` names.
+    user: User | None = field(default=None, repr=False, compare=False)
 
     @property
     def succeeded(self) -> bool:
@@ -219,20 +222,32 @@ class Profile:
 
 
 async def _load_user(
-    session: AsyncSession, tenant_id: str, attempt: SignInAttempt
+    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, wanted: list[tuple[str, str]]
 ) -> profiles.UserState | None:
     """The attempt's directory user with every feature count and the stored risk: from this process's
-    cache (``profiles``) when it is fresh, else read (the user, the user's counts, the user's risk) and
-    cached."""
+    cache (``profiles``) when it is fresh, else read and cached. The read is one statement — the user's
+    counts, the user's risk and the tenant-wide counts among ``wanted`` that the cache lacks — after the
+    user's own row, unless the caller passed that (``attempt.user``)."""
     user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
     cached = profiles.user(tenant_id, user_id, None if user_id else attempt.user_principal_name)
     if cached is not None:
         return cached
     since = profiles.generation()
-    user = await _user(session, tenant_id, attempt)
+    given = attempt.user
+    if given is not None and given.tenant_id == tenant_id and given.id == user_id:
+        user: User | None = given
+    else:
+        user = await _user(session, tenant_id, attempt)
     if user is None:
         return None
-    rows, risk = await FeatureCountRepository(session, tenant_id).user_rows(user.id)
+    _, missing = profiles.tenant_counts(tenant_id, wanted)
+    # With the user's counts, the tenant's for all of ``wanted`` when any is missing (one statement shape
+    # per feature set, compiled once), or none.
+    rows, tenant, risk = await FeatureCountRepository(session, tenant_id).counts(
+        user.id, wanted if missing else []
+    )
+    if tenant:
+        profiles.store_tenant_counts(tenant_id, tenant, since)
     first_seen = next((seen for f, v, _, seen in rows if f == "ip" and v == features.TOTAL), None)
     level, updated = risk if risk is not None else ("none", None)
     state = profiles.UserState(
@@ -249,14 +264,29 @@ async def _load_user(
     return state
 
 
-async def _profile(
-    session: AsyncSession, tenant_id: str, state: profiles.UserState, values: dict[str, str]
-) -> Profile:
-    """The profile for this sign-in's values: the user's counts from ``state``, the tenant's from the
-    cache (the ones not cached read in one statement), this process's unwritten tenant increments added."""
+async def _tenant_snapshot(session: AsyncSession, tenant_id: str) -> None:
+    """Read the tenant's whole table of tenant-wide counts into this process when it holds none (or a stale
+    one) and the table is small enough (``profiles``): then no decision reads a tenant-wide count."""
+    if profiles.snapshot(tenant_id) is None and profiles.snapshot_due(tenant_id):
+        since = profiles.snapshot_mark(tenant_id)
+        table = await FeatureCountRepository(session, tenant_id).tenant_table(profiles.SNAPSHOT_MAX)
+        profiles.store_snapshot(tenant_id, table, since)
+
+
+def _wanted(values: dict[str, str]) -> list[tuple[str, str]]:
+    """The tenant-wide counts a sign-in with these feature values is scored against."""
     wanted = [(f, key) for f, v in values.items() for key in ("=" + v, features.TOTAL, features.DISTINCT)]
     wanted += [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)]
     wanted += [(features.SCORE, "=" + b) for b in features.BUCKETS]
+    return wanted
+
+
+async def _profile(
+    session: AsyncSession, tenant_id: str, state: profiles.UserState, wanted: list[tuple[str, str]]
+) -> Profile:
+    """The profile for this sign-in's values (``wanted``): the user's counts from ``state``, the tenant's
+    from the cache (the ones not cached read in one statement), this process's unwritten tenant increments
+    added."""
     user_id = state.user_id
     found: dict[tuple[str, str, str], int] = {}
     for feature, value in wanted:
@@ -266,18 +296,15 @@ async def _profile(
     tenant, missing = profiles.tenant_counts(tenant_id, wanted)
     if missing:
         since = profiles.generation()
-        rows, _ = await FeatureCountRepository(session, tenant_id).profile("", missing)
-        read = {(f, v): n for s, f, v, n, _ in rows if s == "*"}
-        fresh = {key: read.get(key, 0) for key in missing}
-        profiles.store_tenant_counts(tenant_id, fresh, since)
-        tenant.update(fresh)
-    for (feature, value), n in tenant.items():
+        _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
+        profiles.store_tenant_counts(tenant_id, tenant, since)
+    # Only the wanted keys are looked up among the unwritten increments: they can be many (every value this
+    # process learned since the last flush), and this runs on every decision.
+    pending = cache.pending(tenant_id)
+    for key, n in tenant.items():
+        n += pending.get(key, 0)
         if n:
-            found[("*", feature, value)] = n
-    wanted_set = set(wanted)
-    for (feature, value), n in cache.pending(tenant_id).items():
-        if (feature, value) in wanted_set:
-            found[("*", feature, value)] = found.get(("*", feature, value), 0) + n
+            found[("*", *key)] = n
     return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at)
 
 
@@ -381,10 +408,11 @@ async def learn(session: AsyncSession, tenant_id: str, target: Assessment | Sign
     else:
         values = _stored_values(sign_in)
         attempt = SignInAttempt(sign_in.user_principal_name or "", sign_in.created_at, user_id=user_id)
-        state = await _load_user(session, tenant_id, attempt)
+        wanted = _wanted(values)
+        state = await _load_user(session, tenant_id, attempt, wanted)
         if state is None:
             return False
-        profile = await _profile(session, tenant_id, state, values)
+        profile = await _profile(session, tenant_id, state, wanted)
     at = to_utc(sign_in.created_at)
     await _learn(session, tenant_id, user_id, values, profile, at, learn=True, score=None)
     return True
@@ -425,9 +453,6 @@ async def decide(
     if offline not in ("job", "inline"):
         raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
-    user = await _load_user(session, tenant_id, attempt)
-    # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
-    user_id = user.user_id if user is not None else ""
     intel = ipintel.current().lookup(attempt.ip_address)
     lists = await cache.tenant_lists(session, tenant_id)
     anonymizer = intel.anonymizer or ("admin" if lists.is_anonymizer(attempt.ip_address) else None)
@@ -437,12 +462,6 @@ async def decide(
         is_private=intel.is_private,
         anonymizer=anonymizer,
         malicious=lists.is_malicious(attempt.ip_address),
-    )
-    password_valid = (
-        attempt.password_valid if attempt.password_valid is not None else (attempt.succeeded or None)
-    )
-    leaked = bool(attempt.password) and await LeakedCredentialRepository(session, tenant_id).contains(
-        password_sha1(attempt.password or "")
     )
     device_id = attempt.device_detail.get("deviceId") if isinstance(attempt.device_detail, dict) else None
     values = features.feature_values(
@@ -455,11 +474,22 @@ async def decide(
         region=attempt.state,
         at=at,
     )
+    wanted = _wanted(values)
+    await _tenant_snapshot(session, tenant_id)
+    user = await _load_user(session, tenant_id, attempt, wanted)
+    # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
+    user_id = user.user_id if user is not None else ""
+    password_valid = (
+        attempt.password_valid if attempt.password_valid is not None else (attempt.succeeded or None)
+    )
+    leaked = bool(attempt.password) and await LeakedCredentialRepository(session, tenant_id).contains(
+        password_sha1(attempt.password or "")
+    )
     score: float | None = None
     tail: float | None = None
     profile: Profile | None = None
     if user is not None:
-        profile = await _profile(session, tenant_id, user, values)
+        profile = await _profile(session, tenant_id, user, wanted)
         if attempt.succeeded:
             score, tail = _unfamiliar(profile, user_id, values, at)
     signal = SignInSignal(

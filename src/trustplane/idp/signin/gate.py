@@ -97,7 +97,7 @@ async def sign_in_gate(
     assessment = await protection.assess(
         session,
         tenant_id,
-        facts.attempt(user.user_principal_name, user.id, client.client_id, client.display_name, now),
+        facts.attempt(user.user_principal_name, user, client.client_id, client.display_name, now),
         learn=False,
     )
     sign_in = assessment.sign_in

@@ -70,14 +70,16 @@ class RequestFacts:
     user_agent: str | None
 
     def attempt(
-        self, upn: str, user_id: str | None, app_id: str | None, app_display_name: str | None, at: datetime
+        self, upn: str, user: User | None, app_id: str | None, app_display_name: str | None, at: datetime
     ) -> protection.SignInAttempt:
-        """The sign-in attempt identity protection assesses, with a fresh correlation id."""
+        """The sign-in attempt identity protection assesses, with a fresh correlation id; ``user`` is the
+        directory user this transaction read (identity protection does not read it again)."""
         return protection.SignInAttempt(
             user_principal_name=upn,
             at=at,
             ip_address=self.ip_address,
-            user_id=user_id,
+            user_id=user.id if user is not None else None,
+            user=user,
             user_agent=self.user_agent,
             app_id=app_id,
             app_display_name=app_display_name,
@@ -379,7 +381,7 @@ async def password_step(
     subjects = await lockout.subjects_for(
         session, tenant_id, user.id if user else None, facts.ip_address, now
     )
-    attempt = facts.attempt(upn, user.id if user else None, flow.client_id, flow.app_display_name, now)
+    attempt = facts.attempt(upn, user, flow.client_id, flow.app_display_name, now)
     locked = await lockout.locked(session, tenant_id, subjects, now)
     if locked is not None:
         await protection.assess(
@@ -633,7 +635,7 @@ async def passkey_step(
     assessment = await protection.assess(
         session,
         tenant_id,
-        facts.attempt(user.user_principal_name, user.id, flow.client_id, flow.app_display_name, now),
+        facts.attempt(user.user_principal_name, user, flow.client_id, flow.app_display_name, now),
         learn=False,
     )
     flow.user_id = user.id
