@@ -3,7 +3,12 @@
 ``#Fields:`` names the columns and may change anywhere in the file; the parser re-reads it (its state, kept
 across a resumed job). Values are separated by runs of whitespace; Blue Coat double-quotes values holding
 spaces. ``-`` is empty. Directive lines are rejected with the reason ``directive`` so every line is
-counted."""
+counted.
+
+``parse_frame`` is vectorised with polars: a batch is cut into runs at its ``#Fields`` lines, and the runs
+sharing a field list are parsed as columns together; every line the columnar rules do not fully cover
+(directives, odd spacing or quoting, a bad date, a value count off, no host) goes through ``parse_line`` with
+that run's fields, so both paths give the same records and reasons (tests/…/test_w3c_frame.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +16,15 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from trustplane.discovery.parsers.base import (
     ALLOWED,
     BLOCKED,
     EMPTY,
+    FRAME_SCHEMA,
     NO_TIME,
+    Lines,
     LogParser,
     ParseOutcome,
     Rejection,
@@ -24,6 +33,7 @@ from trustplane.discovery.parsers.base import (
     finish,
     host_of,
     to_int,
+    with_irregular_lines,
 )
 
 DIRECTIVE = Rejection("directive", "W3C header line")
@@ -78,6 +88,9 @@ class W3cParser(LogParser):
         "MICROSOFT_ISA_W3C",
         "BARRACUDA",
     )
+    # Runs (lines sharing a field list) shorter than this in a batch go line by line: the columnar set-up
+    # costs more than it saves.
+    min_columnar_lines = 32
 
     def __init__(self) -> None:
         self.fields: list[str] = []
@@ -94,6 +107,11 @@ class W3cParser(LogParser):
         self._index = {}
         for i, name in enumerate(fields):
             self._index.setdefault(name, i)
+
+    def parse_frame(
+        self, lines: Lines, *, plain: bool = False
+    ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        return _w3c_frame(self, lines, plain)
 
     def parse_line(self, line: str) -> ParseOutcome:
         stripped = line.strip()
@@ -156,3 +174,202 @@ class W3cParser(LogParser):
             if v is not None:
                 record.extra[key] = v
         return finish(record)
+
+
+# ---- the columnar path ----------------------------------------------------------------------------------
+
+# A quoted value stands in the line as this one character while it is split (a regular line has none).
+_QUOTED = "\x01"
+_CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
+# A superset of the directive lines: the first character that is not blank (in any sense) is "#".
+_DIRECTIVE_CANDIDATE = r"^[^\x21-\x7e]*#"
+_NULL = pl.lit(None, pl.String)
+# Every field parse_line reads.
+_WANTED = (
+    "date", "time", "cs-uri", "cs-uri-scheme", "cs-uri-path", "cs-uri-stem", "cs-uri-query", "cs-uri-port",
+    "sc-filter-result", "s-action", "c-ip", "cs-username", *_HOST_FIELDS, *_BYTES_UP, *_BYTES_DOWN, *_DEST_IP,
+)  # fmt: skip
+
+
+def _w3c_frame(
+    parser: W3cParser, lines: Lines, plain: bool
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    """A regular line is printable ASCII, its values single-space separated, each either bare (no quote) or
+    wholly quoted without a quote inside, its count the run's field count, a ``YYYY-MM-DD`` date and an
+    ``HH:MM:SS[.f]`` time, and a host (a host field, or a URL without user info or brackets). Then Python's
+    tokeniser (``split_values``) and ``str.split(" ")`` of the line with each quoted value swapped for one
+    placeholder agree token for token."""
+    line = pl.col("line")
+    # Quotes pair left to right as the tokeniser pairs them; a lone quote is left and makes the line odd.
+    bare = line.str.replace_all(r'"[^"]*"', _QUOTED)
+    series = lines if isinstance(lines, pl.Series) else pl.Series("line", lines, dtype=pl.String)
+    frame = pl.DataFrame({"line": series.alias("line")}).with_row_index("i")
+    frame = frame.with_columns(bare.alias("bare")).with_columns(
+        line.str.contains(_DIRECTIVE_CANDIDATE).alias("candidate"),
+        pl.col("bare").str.split(" ").alias("t"),
+        _quoted_at_token_edges(pl.col("bare")).alias("shape"),
+    )
+    frame = frame.with_columns(
+        (
+            pl.col("shape")
+            & ~pl.col("candidate")
+            & (pl.col("bare") != "")
+            & ~pl.col("bare").str.contains_any(['"', "  "])
+            & ~pl.col("bare").str.starts_with(" ")
+            & ~pl.col("bare").str.ends_with(" ")
+            & (
+                pl.lit(True)
+                if plain
+                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
+            )
+        ).alias("shape")
+    )
+    # Runs: a #Fields directive starts one; lines before the batch's first take the parser's fields.
+    fields = list(parser.fields)
+    starts, run_fields = [0], [fields]
+    for i in frame.filter("candidate")["i"].to_list():
+        stripped = lines[i].strip()
+        if stripped.startswith("#Fields:"):
+            starts.append(i)
+            run_fields.append(stripped[8:].split())
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for run, run_names in enumerate(run_fields):
+        groups.setdefault(tuple(run_names), []).append(run)
+    if len(groups) > 1:
+        run_of_line = pl.Series(starts).search_sorted(frame["i"], side="right") - 1
+        frame = frame.with_columns(run=run_of_line)
+    sizes = [b - a for a, b in zip(starts, [*starts[1:], len(frame)], strict=True)]
+    good: list[pl.DataFrame] = []
+    rejections: list[tuple[int, Rejection]] = []
+    for names, runs in groups.items():
+        part = frame if len(groups) == 1 else frame.filter(pl.col("run").is_in(runs))
+        parser._set_fields(list(names))
+        if sum(sizes[r] for r in runs) < parser.min_columnar_lines:
+            columns, regular = _all_irregular(part)
+        else:
+            columns, regular = _columns(part, parser._index, len(names))
+        g, r = with_irregular_lines(parser, lines, regular, columns)
+        good.append(g)
+        rejections.extend(r)
+    parser._set_fields(run_fields[-1])
+    rejections.sort(key=lambda item: item[0])  # samples are the first rejects in line order
+    result = good[0] if len(good) == 1 else pl.concat(good, how="vertical")
+    return result, rejections
+
+
+def _quoted_at_token_edges(bare: pl.Expr) -> pl.Expr:
+    """Every placeholder is a whole token: a space (or the line's edge) before and after it."""
+    n = bare.str.count_matches(_QUOTED, literal=True)
+    before = bare.str.count_matches(" " + _QUOTED, literal=True) + bare.str.starts_with(_QUOTED).cast(
+        pl.UInt32
+    )
+    after = bare.str.count_matches(_QUOTED + " ", literal=True) + bare.str.ends_with(_QUOTED).cast(pl.UInt32)
+    return (n == before) & (n == after)
+
+
+def _all_irregular(part: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return pl.DataFrame(schema=FRAME_SCHEMA), part.select("i", pl.lit(False).alias("regular"))
+
+
+def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The run's FRAME_SCHEMA columns for its regular lines, and which lines are regular."""
+    if not count or "date" not in index or "time" not in index:  # parse_line rejects every data line
+        return _all_irregular(part)
+    tokens = pl.col("t").list
+    wanted = sorted({index[name] for name in _WANTED if name in index})
+    # A wanted value that was quoted: its text is the n-th quoted string of the line.
+    quoted_at = part.select(
+        [(tokens.get(k, null_on_oob=True) == _QUOTED).any().alias(str(k)) for k in wanted]
+    ).row(0)
+    values: list[pl.Expr] = []
+    for k, quoted in zip(wanted, quoted_at, strict=True):
+        value = tokens.get(k, null_on_oob=True)
+        if quoted:
+            nth = tokens.head(k).list.count_matches(_QUOTED)
+            text = pl.col("line").str.extract_all(r'"[^"]*"').list.get(nth, null_on_oob=True)
+            value = pl.when(value == _QUOTED).then(text.str.slice(1).str.head(-1)).otherwise(value)
+        values.append(pl.when((value != "") & (value != "-")).then(value).alias(f"v{k}"))
+    part = part.select("i", "line", (pl.col("shape") & (tokens.len() == count)).alias("shape"), *values)
+
+    def get(*names: str) -> pl.Expr:
+        columns = [pl.col(f"v{index[name]}") for name in names if name in index]
+        if not columns:
+            return _NULL
+        return columns[0] if len(columns) == 1 else pl.coalesce(columns)
+
+    date, clock = get("date"), get("time")
+    day = date.str.to_date("%Y-%m-%d", strict=False)
+    hour, minute, second = (clock.str.slice(a, 2).cast(pl.Int64, strict=False) for a in (0, 3, 6))
+    micros = (clock.str.slice(9) + "000000").str.head(6).cast(pl.Int64, strict=False)
+    time_ok = (
+        date.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        & (date.str.head(4) != "0000")  # a year Python's datetime has not
+        & day.is_not_null()
+        & clock.str.contains(r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?$")
+        & (hour < 24)
+        & (minute < 60)
+        & (second < 60)
+    )
+    stamp = day.cast(pl.Int64) * 86_400_000_000 + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros
+    host, url = get(*_HOST_FIELDS), get("cs-uri")
+    query, port = get("cs-uri-query"), get("cs-uri-port")
+    rebuilt = pl.concat_str(
+        get("cs-uri-scheme").fill_null("http"),
+        pl.lit("://"),
+        host,
+        pl.when(port.is_null() | port.is_in(["80", "443"])).then(pl.lit("")).otherwise(":" + port),
+        get("cs-uri-path", "cs-uri-stem").fill_null("/"),
+        pl.when(query.is_null())
+        .then(pl.lit(""))
+        .when(query.str.starts_with("?"))
+        .then(query)
+        .otherwise("?" + query),
+    )
+    # host_of for a URL without user info, brackets or blanks: the scheme off, up to the port / path.
+    after = (
+        pl.when(url.str.contains(r"^[A-Za-z][A-Za-z0-9+.\-]*://"))
+        .then(url.str.slice(url.str.find("://", literal=True) + 3))
+        .otherwise(url)
+    )
+    url_host = (
+        after.str.head(after.str.find(r"[:/?#\]]").fill_null(after.str.len_chars()))
+        .str.strip_chars_end(".")
+        .str.to_lowercase()
+    )
+    user = get("cs-username").str.strip_chars()
+    dest_ip = get(*_DEST_IP)
+    result = part.select(
+        "i",
+        stamp.cast(pl.Datetime("us", "UTC")).alias("time"),
+        get("c-ip").alias("source_ip"),
+        pl.when(user.is_in(["", "-", "None", "NA", "N/A", '""'])).then(_NULL).otherwise(user).alias("user"),
+        pl.when(host.is_not_null()).then(host.str.to_lowercase()).otherwise(url_host).alias("dest_host"),
+        pl.when(url.is_not_null()).then(url).otherwise(rebuilt).alias("dest_url"),
+        dest_ip.alias("dest_ip"),
+        _count(get(*_BYTES_UP)).alias("bytes_up"),
+        _count(get(*_BYTES_DOWN)).alias("bytes_down"),
+        pl.lit(None, pl.Int64).alias("bytes_total"),
+        (
+            (get("sc-filter-result").str.to_uppercase() == "DENIED").fill_null(False)
+            | get("s-action").str.to_uppercase().str.contains("DENIED", literal=True).fill_null(False)
+        ).alias("blocked"),
+        (
+            pl.col("shape")
+            & time_ok
+            & (
+                host.is_not_null()
+                | (url.is_not_null() & ~url.str.contains_any(["@", "[", " "]) & (url_host != ""))
+                | (url.is_null() & dest_ip.is_not_null())  # a record with an IP for its destination
+            )
+        )
+        .fill_null(False)
+        .alias("regular"),
+    )
+    good = result.filter("regular").select(list(FRAME_SCHEMA))
+    return good, result.select("i", "regular")
+
+
+def _count(value: pl.Expr) -> pl.Expr:
+    """``to_int``: up to 18 ASCII digits, blanks around them ignored (a regular value has no quote)."""
+    value = value.str.strip_chars()
+    return pl.when(value.str.contains(r"^[0-9]{1,18}$")).then(value.cast(pl.Int64, strict=False))
