@@ -765,6 +765,12 @@ def main() -> None:
         f"durable write/one-event write p50 {lat['durable_p50_us'] / lat['write_p50_us']:.1f}x "
         f"p99 {lat['durable_p99_us'] / lat['write_p99_us']:.1f}x"
     )
+    verdict = "met" if lat["decide_p99_us"] <= 1000 else "MISSED"
+    print(
+        f"  target: the decision's p99 <= 1 ms over every timed sign-in (first touches included): "
+        f"{lat['decide_p99_us']:.0f} us, {verdict}; load average {os.getloadavg()[0]:.2f} (latency needs a "
+        f"quiet machine). The durable write is a commit: bounded by the one-event write above, not by 1 ms."
+    )
 
 
 if __name__ == "__main__":

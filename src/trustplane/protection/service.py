@@ -447,9 +447,11 @@ async def decide(
     session: AsyncSession, tenant_id: str, attempt: SignInAttempt, *, offline: str = "job"
 ) -> RiskDecision:
     """The risk of one attempt, from what this process holds (``profiles``, ``cache``, IP intelligence):
-    no database round trip for a user seen in the last ``profiles.TTL`` seconds whose values the tenant's
-    cached counts know; a leaked-password check (when the IdP passes the password) and, with
-    ``offline="inline"``, the offline detectors read the database. Writes nothing."""
+    no database round trip for a user seen in the last ``profiles.TTL`` seconds (the tenant-wide counts come
+    from the tenant's snapshot), one statement for a user's first touch (the user's counts and risk; the
+    user's row too unless the caller passed it in ``attempt.user``); a leaked-password check (when the IdP
+    passes the password) and, with ``offline="inline"``, the offline detectors read the database. Writes
+    nothing."""
     if offline not in ("job", "inline"):
         raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
