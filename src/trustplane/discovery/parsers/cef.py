@@ -156,25 +156,21 @@ class CefParser(LogParser):
 
 
 # ---- vectorised path ---------------------------------------------------------------------------------
+#
+# One pass per wanted key over the extension, each with plain string operations and one short regex scan:
+# the literal `` key=`` gives the value's start (a `` key=`` substring is always a key, since keys hold no
+# spaces), the first `` other=`` after it gives its end. The extension is cut from the line once.
 
-_VALUE = r"(?:^| ){}=(.*?)(?: [A-Za-z0-9_.\-\[\]]+=|$)"
-_KEYS = (
-    "rt",
-    "src",
-    "c6a2",
-    "suser",
-    "duser",
-    "dhost",
-    "request",
-    "dst",
-    "c6a3",
-    "out",
-    "in",
-    "act",
-    "outcome",
-)
+_HEADER = r"^.*?CEF:(?:[^|]*\|){7}"  # through the seventh pipe after the first ``CEF:``
+_BOUNDARY = r" [A-Za-z0-9_.\-\[\]]+="  # the space before the next key
+_EQUALS = "\x1e"  # stands in for ``\=`` (absent from a printable line)
+_FAR = 1 << 40
+_KEYS = ("rt", "src", "suser", "dhost", "request", "dst", "out", "in", "act")
+# ``g(first) or g(second)``: the second key is read only when some line of the batch needs it
+_SECOND = {"src": "c6a2", "suser": "duser", "dst": "c6a3", "act": "outcome"}
 _SENTINELS = ["-", "None", "NA", "N/A", '""']
 _BLOCKING = r"^(?:block|deny|denied|drop|reject|reset|prevent|sinkhole)"
+_CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 
 
 def _present(col: pl.Expr) -> pl.Expr:
@@ -198,52 +194,99 @@ def _int(col: pl.Expr) -> pl.Expr:
     )
 
 
+def _epoch_micros(digits: pl.Expr) -> pl.Expr:
+    """``from_epoch`` to the microsecond as CPython computes it: the float, divided by 1000 while it is past
+    1e11, then its fraction times 1e6 rounded half to even (``datetime.fromtimestamp``)."""
+    seconds = digits.cast(pl.Int64, strict=False).cast(pl.Float64)
+    # a column divisor: polars divides a column by a scalar as a product with its reciprocal, which rounds
+    # differently from Python's ``/ 1000.0`` now and then
+    thousand = seconds * 0.0 + 1000.0
+    for _ in range(2):  # at most 16 digits: twice is enough
+        seconds = pl.when(seconds >= 1e11).then(seconds / thousand).otherwise(seconds)
+    whole = seconds.floor()
+    micros = ((seconds - whole) * 1e6).round(0, mode="half_to_even")
+    return whole.cast(pl.Int64) * 1_000_000 + micros.cast(pl.Int64)
+
+
+def _values(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Adds each key's first value (escapes still marked) as a column named after the key."""
+    ext = pl.col("ext")
+    frame = frame.with_columns(
+        ext.str.slice(ext.str.find(f" {k}=", literal=True) + len(k) + 2).alias(k) for k in keys
+    )
+    return frame.with_columns(pl.col(k).str.head(pl.col(k).str.find(_BOUNDARY).fill_null(_FAR)) for k in keys)
+
+
 def cef_frame(
     parser: CefParser, lines: Lines, plain: bool = False
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-    """Regular lines (printable ASCII without backslashes or brackets, epoch ``rt``) in polars; any other line
-    through ``parse_line``, so both paths give the same records and reasons (tests/…/test_cef.py)."""
+    """The columnar rules cover a regular line: printable ASCII whose only backslashes escape ``=``, no
+    ``[``, an epoch ``rt`` and a destination. Any other line goes through ``parse_line``, so both paths give
+    the same records and reasons (tests/discovery/parsers/test_cef_frame.py)."""
+    line = pl.col("line")
     frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
-    at = pl.col("line").str.find("CEF:", literal=True)
-    frame = frame.with_columns(
-        pl.col("line").str.slice(at + 4).str.extract(r"^(?:[^|]*\|){7}(.*)$", 1).alias("ext"),
+    marked = line.str.replace_all("\\=", _EQUALS, literal=True)
+    frame = frame.select(
+        "i",
+        marked.str.replace(_HEADER, " ").alias("ext"),
+        marked.str.len_bytes().alias("length"),
         (
-            (pl.lit(True) if plain else pl.col("line").str.contains(r"^[\x20-\x7e]*$"))
-            & ~pl.col("line").str.contains_any(["\\", "["])
-        ).alias("plain"),
+            ~marked.str.contains_any(["\\", "["])
+            & (
+                pl.lit(True)
+                if plain
+                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
+            )
+        ).alias("shape"),
     )
-    ext = pl.col("ext")
-    frame = frame.with_columns(*(ext.str.extract(_VALUE.format(re.escape(k)), 1).alias(k) for k in _KEYS))
+    frame = frame.with_columns(
+        pl.col("ext").str.strip_chars_end(" "),
+        (pl.col("shape") & (pl.col("ext").str.len_bytes() < pl.col("length"))).alias("shape"),
+    )
+    frame = _values(frame, _KEYS)
+    seconds = [
+        second
+        for first, second in _SECOND.items()
+        if frame.select((pl.col(first).is_null() | (pl.col(first) == "")).any()).item()
+    ]
+    frame = _values(frame, tuple(seconds)) if seconds else frame
+    frame = frame.with_columns(pl.lit(None, pl.String).alias(s) for s in _SECOND.values() if s not in seconds)
+    escaped = [k for k in (*_KEYS, *_SECOND.values()) if frame.get_column(k).str.contains(_EQUALS).any()]
+    if escaped:
+        frame = frame.with_columns(pl.col(k).str.replace_all(_EQUALS, "=", literal=True) for k in escaped)
     url = _present(pl.col("request"))
     dhost = _present(pl.col("dhost")).str.to_lowercase()
-    url_host = url.str.extract(HOST_PATTERN, 1).str.strip_chars().str.strip_chars_end(".").str.to_lowercase()
-    host = pl.when(dhost.is_not_null()).then(dhost).otherwise(pl.when(url_host != "").then(url_host))
-    action = _present(_either("act", "outcome")).str.strip_chars('"').str.to_lowercase()
-    seconds = pl.col("rt").cast(pl.Float64, strict=False)
-    for _ in range(2):  # from_epoch: milli- and microseconds down to seconds
-        seconds = pl.when(seconds >= 1e11).then(seconds / 1000.0).otherwise(seconds)
-    out = frame.select(
+    frame = frame.select(
         "i",
-        (pl.col("plain") & pl.col("ext").is_not_null() & pl.col("rt").str.contains(r"^[0-9]{1,16}$"))
-        .fill_null(False)
-        .alias("regular"),
-        (seconds * 1_000_000).round(0).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("time"),
+        (pl.col("shape") & pl.col("rt").str.contains(r"^[0-9]{1,16}$")).fill_null(False).alias("regular"),
+        _epoch_micros(pl.col("rt")).cast(pl.Datetime("us", "UTC")).alias("time"),
         _present(_either("src", "c6a2")).alias("source_ip"),
         _present(_either("suser", "duser")).alias("user"),
-        host.alias("dest_host"),
+        dhost.alias("dest_host"),
         url.alias("dest_url"),
         _present(_either("dst", "c6a3")).alias("dest_ip"),
         _int(pl.col("out")).alias("bytes_up"),
         _int(pl.col("in")).alias("bytes_down"),
         pl.lit(None, pl.Int64).alias("bytes_total"),
+        _present(_either("act", "outcome")).str.strip_chars('"').str.to_lowercase().alias("action"),
+    )
+    if frame.select((pl.col("dest_host").is_null() & pl.col("dest_url").is_not_null()).any()).item():
+        url_host = (
+            pl.col("dest_url")
+            .str.extract(HOST_PATTERN, 1)
+            .str.strip_chars()
+            .str.strip_chars_end(".")
+            .str.to_lowercase()
+        )
+        frame = frame.with_columns(pl.coalesce("dest_host", pl.when(url_host != "").then(url_host)))
+    action = pl.col("action")
+    frame = frame.with_columns(
+        (pl.col("regular") & (pl.col("dest_host").is_not_null() | pl.col("dest_ip").is_not_null())).alias(
+            "regular"
+        ),
         (action.str.contains(_BLOCKING) | action.is_in(["blocked", "quarantine", "tcp_denied"]))
         .fill_null(False)
         .alias("blocked"),
     )
-    out = out.with_columns(
-        (pl.col("regular") & (pl.col("dest_host").is_not_null() | pl.col("dest_ip").is_not_null())).alias(
-            "regular"
-        )
-    )
-    good = out.filter("regular").select(list(FRAME_SCHEMA))
-    return with_irregular_lines(parser, lines, out, good)
+    good = frame.filter("regular").select(list(FRAME_SCHEMA))
+    return with_irregular_lines(parser, lines, frame, good)
