@@ -31,6 +31,25 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 
 _PROFILES: dict[tuple[str, ...], Any] = {}
 _UPSERTS: dict[str, Any] = {}
+_COUNT_COLUMNS = (
+    FeatureCount.subject,
+    FeatureCount.feature,
+    FeatureCount.value,
+    FeatureCount.count,
+    FeatureCount.first_seen_at,
+)
+
+
+def _risk_branch() -> Any:
+    """The user's stored risk as a row of a counts read: subject "!risk", feature = level, value = state,
+    first seen = last updated (bound parameters: tenant, user)."""
+    return select(
+        literal("!risk", String(36)),
+        RiskyUser.risk_level,
+        RiskyUser.risk_state,
+        literal(0, Integer),
+        RiskyUser.risk_last_updated_at,
+    ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
 
 
 def _profile_statement(features: tuple[str, ...]) -> Any:
@@ -38,13 +57,7 @@ def _profile_statement(features: tuple[str, ...]) -> Any:
     stmt = _PROFILES.get(features)
     if stmt is None:
         counts = [
-            select(
-                FeatureCount.subject,
-                FeatureCount.feature,
-                FeatureCount.value,
-                FeatureCount.count,
-                FeatureCount.first_seen_at,
-            ).where(
+            select(*_COUNT_COLUMNS).where(
                 FeatureCount.tenant_id == bindparam("tenant"),
                 FeatureCount.subject.in_(bindparam("subjects", expanding=True)),
                 FeatureCount.feature == feature,
@@ -52,14 +65,7 @@ def _profile_statement(features: tuple[str, ...]) -> Any:
             )
             for i, feature in enumerate(features)
         ]
-        risk = select(
-            literal("!risk", String(36)),
-            RiskyUser.risk_level,
-            RiskyUser.risk_state,
-            literal(0, Integer),
-            RiskyUser.risk_last_updated_at,
-        ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
-        stmt = _PROFILES[features] = union_all(*counts, risk)
+        stmt = _PROFILES[features] = union_all(*counts, _risk_branch())
     return stmt
 
 
@@ -74,13 +80,7 @@ def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> An
     parameter ``user``) and the user's stored risk (subject "!risk")."""
     stmt = _COUNTS.get((shape, with_user))
     if stmt is None:
-        columns = (
-            FeatureCount.subject,
-            FeatureCount.feature,
-            FeatureCount.value,
-            FeatureCount.count,
-            FeatureCount.first_seen_at,
-        )
+        columns = _COUNT_COLUMNS
         branches = [
             select(*columns).where(
                 FeatureCount.tenant_id == bindparam("tenant"),
@@ -103,14 +103,7 @@ def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> An
             user = select(*columns[:4], history_start).where(
                 FeatureCount.tenant_id == bindparam("tenant"), FeatureCount.subject == bindparam("user")
             )
-            risk = select(
-                literal("!risk", String(36)),
-                RiskyUser.risk_level,
-                RiskyUser.risk_state,
-                literal(0, Integer),
-                RiskyUser.risk_last_updated_at,
-            ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
-            branches = [user, *branches, risk]
+            branches = [user, *branches, _risk_branch()]
         stmt = _COUNTS[(shape, with_user)] = union_all(*branches)
     return stmt
 
