@@ -257,3 +257,22 @@ def test_escaped_equals_never_ends_a_value() -> None:
     frame, _ = CefParser().parse_frame(lines)
     assert frame.select("dest_url", "user").row(0) == ("https://b.example.org/x k=1", "ann")
     _same_as_per_line(lines)
+
+
+def test_bracketed_ipv6_url_host_is_the_per_line_host() -> None:
+    lines = [
+        f"{HEAD}rt=1793610001000 request=https://[2001:DB8::1]:8443/x dst=198.51.100.1",
+        f"{HEAD}rt=1 request=b.example.org/",
+    ]
+    frame, _ = CefParser().parse_frame(lines)
+    assert sorted(frame.get_column("dest_host").to_list()) == ["2001:db8::1", "b.example.org"]
+    _same_as_per_line(lines)
+
+
+def test_other_escapes_elsewhere_in_the_extension_stay_columnar(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [f"{HEAD}rt=1793610001000 msg=a\\nb \\\\ c\\=d cs1=x\\|y dhost=a.example.org suser=u\\=1"]
+    expected = CefParser().parse_line(lines[0])
+    monkeypatch.setattr(CefParser, "parse_line", None)
+    frame, _ = CefParser().parse_frame(lines)
+    assert frame.select("dest_host", "user").row(0) == ("a.example.org", "u=1")
+    assert frame.select("dest_host", "user").row(0) == (expected.dest_host, expected.user)  # type: ignore[union-attr]

@@ -163,12 +163,11 @@ class CefParser(LogParser):
 
 _HEADER = r"^.*?CEF:(?:[^|]*\|){7}"  # through the seventh pipe after the first ``CEF:``
 _BOUNDARY = r" [A-Za-z0-9_.\-\[\]]+="  # the space before the next key
-_EQUALS = "\x1e"  # stands in for ``\=`` (absent from a printable line)
 _FAR = 1 << 40
 _KEYS = ("rt", "src", "suser", "dhost", "request", "dst", "out", "in", "act")
 # ``g(first) or g(second)``: the second key is read only when some line of the batch needs it
 _SECOND = {"src": "c6a2", "suser": "duser", "dst": "c6a3", "act": "outcome"}
-_SENTINELS = ["-", "None", "NA", "N/A", '""']
+_SENTINELS = ["", "-", "None", "NA", "N/A", '""']
 _BLOCKING = r"^(?:block|deny|denied|drop|reject|reset|prevent|sinkhole)"
 _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 
@@ -176,7 +175,7 @@ _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 def _present(col: pl.Expr) -> pl.Expr:
     """``empty_to_none``: stripped, and None when empty or a placeholder."""
     stripped = col.str.strip_chars()
-    return pl.when(stripped.is_in(_SENTINELS) | (stripped == "")).then(None).otherwise(stripped)
+    return pl.when(stripped.is_in(_SENTINELS)).then(None).otherwise(stripped)
 
 
 def _either(first: str, second: str) -> pl.Expr:
@@ -194,22 +193,29 @@ def _int(col: pl.Expr) -> pl.Expr:
     )
 
 
-def _epoch_micros(digits: pl.Expr) -> pl.Expr:
+def _epoch_micros(frame: pl.DataFrame, digits: str) -> pl.Series:
     """``from_epoch`` to the microsecond as CPython computes it: the float, divided by 1000 while it is past
-    1e11, then its fraction times 1e6 rounded half to even (``datetime.fromtimestamp``)."""
-    seconds = digits.cast(pl.Int64, strict=False).cast(pl.Float64)
+    1e11, then its fraction times 1e6 rounded half to even (``datetime.fromtimestamp``). Adds the float as
+    column ``_s`` and returns the microseconds."""
+    frame = frame.with_columns(pl.col(digits).cast(pl.Int64, strict=False).cast(pl.Float64).alias("_s"))
+    s = pl.col("_s")
     # a column divisor: polars divides a column by a scalar as a product with its reciprocal, which rounds
     # differently from Python's ``/ 1000.0`` now and then
-    thousand = seconds * 0.0 + 1000.0
+    thousand = s * 0.0 + 1000.0
     for _ in range(2):  # at most 16 digits: twice is enough
-        seconds = pl.when(seconds >= 1e11).then(seconds / thousand).otherwise(seconds)
-    whole = seconds.floor()
-    micros = ((seconds - whole) * 1e6).round(0, mode="half_to_even")
-    return whole.cast(pl.Int64) * 1_000_000 + micros.cast(pl.Int64)
+        frame = frame.with_columns(pl.when(s >= 1e11).then(s / thousand).otherwise(s).alias("_s"))
+    return (
+        frame.with_columns(s.floor().alias("_w"))
+        .select(
+            pl.col("_w").cast(pl.Int64) * 1_000_000
+            + ((s - pl.col("_w")) * 1e6).round(0, mode="half_to_even").cast(pl.Int64)
+        )
+        .to_series()
+    )
 
 
 def _values(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
-    """Adds each key's first value (escapes still marked) as a column named after the key."""
+    """Adds each key's first value (still escaped) as a column named after the key."""
     ext = pl.col("ext")
     frame = frame.with_columns(
         ext.str.slice(ext.str.find(f" {k}=", literal=True) + len(k) + 2).alias(k) for k in keys
@@ -220,28 +226,34 @@ def _values(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
 def cef_frame(
     parser: CefParser, lines: Lines, plain: bool = False
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-    """The columnar rules cover a regular line: printable ASCII whose only backslashes escape ``=``, no
-    ``[``, an epoch ``rt`` and a destination. Any other line goes through ``parse_line``, so both paths give
-    the same records and reasons (tests/discovery/parsers/test_cef_frame.py)."""
+    """The columnar rules cover a regular line: printable ASCII, no backslash in the header, none in the
+    values read but as ``\\=``, no ``[`` in ``request``, an epoch ``rt`` and a destination. Any other line
+    goes through ``parse_line``, so both paths give the same records and reasons
+    (tests/discovery/parsers/test_cef_frame.py). A backslash cannot change where a key starts or ends (it is
+    not a key character), so other values may hold any escapes."""
     line = pl.col("line")
     frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
-    marked = line.str.replace_all("\\=", _EQUALS, literal=True)
     frame = frame.select(
         "i",
-        marked.str.replace(_HEADER, " ").alias("ext"),
-        marked.str.len_bytes().alias("length"),
+        line.str.replace(_HEADER, " ").alias("ext"),
+        line.str.len_bytes().alias("length"),
+        line.str.find("\\", literal=True).alias("slash"),
         (
-            ~marked.str.contains_any(["\\", "["])
-            & (
-                pl.lit(True)
-                if plain
-                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
-            )
+            pl.lit(True)
+            if plain
+            else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
         ).alias("shape"),
     )
-    frame = frame.with_columns(
-        pl.col("ext").str.strip_chars_end(" "),
-        (pl.col("shape") & (pl.col("ext").str.len_bytes() < pl.col("length"))).alias("shape"),
+    ext, length = pl.col("ext"), pl.col("length")
+    header = length - ext.str.len_bytes() + 1  # through the seventh pipe; no match leaves the line as it was
+    frame = frame.select(
+        "i",
+        ext.str.strip_chars_end(" "),
+        (
+            pl.col("shape")
+            & (header > 1)
+            & (pl.col("slash").is_null() | (pl.col("slash") >= header)).fill_null(False)
+        ).alias("shape"),
     )
     frame = _values(frame, _KEYS)
     seconds = [
@@ -251,15 +263,26 @@ def cef_frame(
     ]
     frame = _values(frame, tuple(seconds)) if seconds else frame
     frame = frame.with_columns(pl.lit(None, pl.String).alias(s) for s in _SECOND.values() if s not in seconds)
-    escaped = [k for k in (*_KEYS, *_SECOND.values()) if frame.get_column(k).str.contains(_EQUALS).any()]
-    if escaped:
-        frame = frame.with_columns(pl.col(k).str.replace_all(_EQUALS, "=", literal=True) for k in escaped)
+    escaped = [k for k in (*_KEYS, *seconds) if frame.get_column(k).str.contains("\\", literal=True).any()]
+    if escaped:  # ``\=`` is unescaped here; a value with any other escape goes through ``parse_line``
+        frame = frame.with_columns(pl.col(k).str.replace_all("\\=", "=", literal=True) for k in escaped)
+        frame = frame.with_columns(
+            pl.col("shape") & ~pl.any_horizontal(pl.col(k).str.contains("\\", literal=True) for k in escaped)
+        )
+    frame = frame.with_columns(
+        (
+            pl.col("shape")
+            & pl.col("rt").str.contains(r"^[0-9]{1,16}$")
+            & ~pl.col("request").str.contains("[", literal=True).fill_null(False)
+        ).fill_null(False)
+    )
+    micros = _epoch_micros(frame, "rt")
     url = _present(pl.col("request"))
     dhost = _present(pl.col("dhost")).str.to_lowercase()
     frame = frame.select(
         "i",
-        (pl.col("shape") & pl.col("rt").str.contains(r"^[0-9]{1,16}$")).fill_null(False).alias("regular"),
-        _epoch_micros(pl.col("rt")).cast(pl.Datetime("us", "UTC")).alias("time"),
+        pl.col("shape").alias("regular"),
+        pl.lit(micros).cast(pl.Datetime("us", "UTC")).alias("time"),
         _present(_either("src", "c6a2")).alias("source_ip"),
         _present(_either("suser", "duser")).alias("user"),
         dhost.alias("dest_host"),
