@@ -109,3 +109,42 @@ def test_vectorised_frame_equals_the_per_line_records_on_fuzzed_lines(lines: lis
     expected_frame, expected_rejections = _per_line(lines)
     assert _rows(frame) == _rows(expected_frame)
     assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)
+
+
+URLS = [
+    "https://A.Example.ORG./x",
+    "http://a.example.org:8080/p?q=https://b.example.org/",
+    "https://http://b.example.org/",
+    "HTTPS://c.example.org/",
+    "ftp://files.example.org/a",
+    "wss://d.example.org",
+    "https://",
+    "https:///path",
+    "https://e.example.org?x=1",
+    "https://f.example.org#frag",
+    "https://g.example.org]x",
+    "h.example.org:443",
+    "h.example.org",
+    "://i.example.org",
+    "1x://j.example.org/",
+    "https://u@k.example.org/",
+    "-",
+]
+PEERS = ["HIER_DIRECT/198.51.100.7", "HIER_DIRECT/2001:db8::1", "FIRSTUP_PARENT/proxy.example", "HIER_NONE/-",
+         "A/B/1.2.3.4", "A/1.2", "/1.2.3.4", "NOSLASH", "A/..", "A/9"]  # fmt: skip
+CODES = ["TCP_DENIED/403", "TCP_MISS/200", "/403", "TCP_MISS/200/DENIED", "DENIED", "TCP_DENIED_REPLY/0"]
+
+
+def test_vectorised_frame_equals_the_per_line_records_for_every_url_peer_and_code_shape() -> None:
+    lines = [
+        f"1793610001.{n % 1000:03d} {n % 7:6d} 10.0.0.{n % 9} {code} {n} {method} {url} u{n % 3} {peer} -"
+        for n, (url, peer, code, method) in enumerate(
+            (u, p, c, m) for u in URLS for p in PEERS for c in CODES for m in ("GET", "CONNECT")
+        )
+    ]
+    frame, rejections = SquidNativeParser().parse_frame(lines)
+    expected_frame, expected_rejections = _per_line(lines)
+    assert _rows(frame) == _rows(expected_frame)
+    assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)
+    plain_frame, plain_rejections = SquidNativeParser().parse_frame(pl.Series(lines), plain=True)
+    assert _rows(plain_frame) == _rows(expected_frame) and plain_rejections == rejections

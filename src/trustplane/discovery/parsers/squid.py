@@ -107,33 +107,28 @@ def _squid_frame(
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
     """The columnar rules cover a regular line: printable ASCII, single spaces between fields except the
     padding after the timestamp, a numeric timestamp, at least ten fields, a URL without user info or
-    brackets. Only plain string operations and anchored patterns per line (no regex scans a whole line)."""
+    brackets whose scheme, if any, is ``http://`` or ``https://``. Only plain string operations and anchored
+    patterns per line (no regex scans a whole line); each select computes what the next one reads, so no
+    expression is evaluated twice."""
     line = pl.col("line")
     ts_end = line.str.find(" ", literal=True)
     rest = line.str.slice(ts_end).str.strip_chars_start(" ")
-    frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
-    frame = frame.with_columns(
+    text = (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
+    frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).select(
         line.str.head(ts_end).alias("ts_text"),
         rest.str.split(" ").alias("f"),
-        (
-            ~line.str.starts_with(" ")
-            & ~line.str.ends_with(" ")
-            & ~rest.str.contains("  ", literal=True)
-            & (
-                pl.lit(True)
-                if plain
-                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
-            )
-        ).alias("shape"),
+        *([] if plain else [text.alias("text")]),
     )
     f = pl.col("f").list
     client, code, size, method, url, user, hier = (f.get(k, null_on_oob=True) for k in range(1, 8))
     frame = frame.select(
-        "i",
-        "shape",
         pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts"),
-        pl.col("ts_text").str.contains(r"^[0-9]+(?:\.[0-9]+)?$").alias("ts_ok"),
-        (f.len() >= 9).alias("enough"),
+        (
+            pl.col("ts_text").str.contains(r"^[0-9]+(?:\.[0-9]+)?$")
+            & (f.len() >= 9)
+            & ~f.contains("")  # a field the split saw empty: a double space, a trailing blank
+            & (pl.lit(True) if plain else pl.col("text"))
+        ).alias("ok"),
         client.alias("source_ip"),
         code.alias("code"),
         size.alias("size"),
@@ -143,47 +138,56 @@ def _squid_frame(
         hier.alias("hier"),
     )
     url, code, hier = pl.col("url"), pl.col("code"), pl.col("hier")
-    scheme = url.str.contains(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-    after = pl.when(scheme).then(url.str.slice(url.str.find("://", literal=True) + 3)).otherwise(url)
-    host_end = after.str.find(r"[:/?#\]]")
-    host = after.str.head(host_end.fill_null(after.str.len_chars()))
-    slash = code.str.find("/", literal=True)
-    peer = hier.str.slice(hier.str.find("/", literal=True) + 1)
+    after = (
+        pl.when(url.str.starts_with("https://"))
+        .then(url.str.slice(8))
+        .when(url.str.starts_with("http://"))
+        .then(url.str.slice(7))
+        .otherwise(url)
+    )
     frame = frame.select(
-        "i",
         "ts",
         "source_ip",
-        pl.when(pl.col("user") == "-").then(None).otherwise(pl.col("user")).alias("user"),
-        pl.when(pl.col("method") == "CONNECT").then(None).otherwise(url).alias("dest_url"),
-        host.str.strip_chars_end(".").str.to_lowercase().alias("dest_host"),
-        pl.when(peer.str.contains(_IP_PATTERN)).then(peer).otherwise(None).alias("dest_ip"),
+        "ok",
+        "code",
+        "hier",
+        pl.when(pl.col("user") != "-").then(pl.col("user")).alias("user"),
+        pl.when(pl.col("method") != "CONNECT").then(url).alias("dest_url"),
+        after.alias("after"),
         pl.when(pl.col("size").str.contains(r"^[0-9]{1,18}$"))
         .then(pl.col("size").cast(pl.Int64, strict=False))
-        .otherwise(None)
         .alias("bytes_down"),
-        code.str.head(slash).str.contains("DENIED", literal=True).alias("blocked"),
+        ((url != "-") & ~url.str.contains_any(["@", "["])).alias("url_ok"),
+    )
+    after, host_end = pl.col("after"), pl.col("host_end")
+    # where the host ends: the first of ":/?#]" (the URL has no "@" or "["), or past the end
+    frame = frame.with_columns(after.str.find(r"[:/?#\]]").fill_null(1 << 30).alias("host_end"))
+    frame = frame.select(
+        "ts",
+        "source_ip",
+        "user",
+        "dest_url",
+        after.str.head(host_end).str.strip_chars_end(".").str.to_lowercase().alias("dest_host"),
+        pl.when(hier.str.contains(r"^[^/]*/(?:[0-9.]*[0-9][0-9.]*$|.*:)"))
+        .then(hier.str.slice(hier.str.find("/", literal=True) + 1))
+        .alias("dest_ip"),
+        "bytes_down",
+        code.str.contains(r"^[^/]*DENIED").alias("blocked"),
         (
-            pl.col("shape")
-            & pl.col("ts_ok")
-            & pl.col("enough")
-            & (slash > 0)
-            & (url != "-")
-            & ~url.str.contains_any(["@", "["])
+            pl.col("ok")
+            & pl.col("url_ok")
+            & (after.str.slice(host_end, 3) != "://")  # another scheme: host_of would skip it
+            & (code.str.find("/", literal=True) > 0)
             & (pl.col("source_ip") != "-")
             & hier.str.contains("/", literal=True)
         ).alias("regular"),
     )
-    frame = frame.with_columns(
-        (
-            pl.col("regular")
-            & pl.col("ts").is_between(0, 1e11, closed="left")
-            & pl.col("dest_host").is_not_null()
-            & (pl.col("dest_host") != "")
-        )
-        .fill_null(False)
-        .alias("regular")
-    )
-    good = frame.filter("regular").select(
+    regular = (
+        pl.col("regular") & pl.col("ts").is_between(0, 1e11, closed="left") & (pl.col("dest_host") != "")
+    ).fill_null(False)
+    frame = frame.with_columns(regular.alias("regular"))
+    everything = frame.get_column("regular").all()
+    good = (frame if everything else frame.filter("regular")).select(
         (pl.col("ts") * 1_000_000).round(0).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("time"),
         "source_ip",
         "user",
@@ -195,4 +199,6 @@ def _squid_frame(
         pl.lit(None, pl.Int64).alias("bytes_total"),
         "blocked",
     )
-    return with_irregular_lines(parser, lines, frame, good)
+    if everything:
+        return good, []
+    return with_irregular_lines(parser, lines, frame.with_row_index("i"), good)
