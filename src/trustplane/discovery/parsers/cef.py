@@ -178,10 +178,13 @@ def _present(col: pl.Expr) -> pl.Expr:
     return pl.when(stripped.is_in(_SENTINELS)).then(None).otherwise(stripped)
 
 
-def _either(first: str, second: str) -> pl.Expr:
-    """Python's ``g(first) or g(second)``: the second when the first is absent or empty."""
-    a, b = pl.col(first), pl.col(second)
-    return pl.when(a.is_null() | (a == "")).then(b).otherwise(a)
+def _either(first: str, seconds: list[str]) -> pl.Expr:
+    """Python's ``g(first) or g(second)``: the second when the first is absent or empty. When no line of
+    the batch needs the second (not in ``seconds``), the first alone: ``_present`` makes "" None anyway."""
+    a = pl.col(first)
+    if _SECOND[first] not in seconds:
+        return a
+    return pl.when(a.is_null() | (a == "")).then(pl.col(_SECOND[first])).otherwise(a)
 
 
 def _int(col: pl.Expr) -> pl.Expr:
@@ -262,7 +265,6 @@ def cef_frame(
         if frame.select((pl.col(first).is_null() | (pl.col(first) == "")).any()).item()
     ]
     frame = _values(frame, tuple(seconds)) if seconds else frame
-    frame = frame.with_columns(pl.lit(None, pl.String).alias(s) for s in _SECOND.values() if s not in seconds)
     escaped = [k for k in (*_KEYS, *seconds) if frame.get_column(k).str.contains("\\", literal=True).any()]
     if escaped:  # ``\=`` is unescaped here; a value with any other escape goes through ``parse_line``
         frame = frame.with_columns(pl.col(k).str.replace_all("\\=", "=", literal=True) for k in escaped)
@@ -283,15 +285,15 @@ def cef_frame(
         "i",
         pl.col("shape").alias("regular"),
         pl.lit(micros).cast(pl.Datetime("us", "UTC")).alias("time"),
-        _present(_either("src", "c6a2")).alias("source_ip"),
-        _present(_either("suser", "duser")).alias("user"),
+        _present(_either("src", seconds)).alias("source_ip"),
+        _present(_either("suser", seconds)).alias("user"),
         dhost.alias("dest_host"),
         url.alias("dest_url"),
-        _present(_either("dst", "c6a3")).alias("dest_ip"),
+        _present(_either("dst", seconds)).alias("dest_ip"),
         _int(pl.col("out")).alias("bytes_up"),
         _int(pl.col("in")).alias("bytes_down"),
         pl.lit(None, pl.Int64).alias("bytes_total"),
-        _present(_either("act", "outcome")).str.strip_chars('"').str.to_lowercase().alias("action"),
+        _present(_either("act", seconds)).str.strip_chars('"').str.to_lowercase().alias("action"),
     )
     if frame.select((pl.col("dest_host").is_null() & pl.col("dest_url").is_not_null()).any()).item():
         url_host = (
