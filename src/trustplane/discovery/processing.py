@@ -40,18 +40,17 @@ def summarise(frame: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, pl.D
     if frame.height == 0:
         return _empty_apps(), _empty_unmatched()
     hosts = frame.get_column("dest_host").drop_nulls().unique().to_list()
-    app_of: dict[str, str] = {}
-    dest_of: dict[str, str] = {}
+    app_ids: list[str | None] = []
+    destinations: list[str | None] = []
     for host in hosts:
         app = catalog.match(host)
-        if app is not None:
-            app_of[host] = app.id
-        else:
-            dest_of[host] = _destination(host)
-    host = pl.col("dest_host")
-    enriched = frame.select(
-        host.replace_strict(app_of, default=None, return_dtype=pl.String).alias("app_id"),
-        pl.coalesce(host.replace_strict(dest_of, default=None, return_dtype=pl.String), pl.col("dest_ip"))
+        app_ids.append(app.id if app is not None else None)
+        destinations.append(None if app is not None else _destination(host))
+    # Each row's host as its index among the distinct hosts (one hash per row), then both answers by index.
+    code = pl.col("dest_host").cast(pl.Enum(hosts)).to_physical()
+    enriched = frame.with_columns(code.alias("host_code")).select(
+        pl.lit(pl.Series(app_ids, dtype=pl.String)).gather("host_code").alias("app_id"),
+        pl.coalesce(pl.lit(pl.Series(destinations, dtype=pl.String)).gather("host_code"), pl.col("dest_ip"))
         .alias("destination"),
         pl.col("user").fill_null("").alias("user_name"),
         pl.col("source_ip").fill_null("").alias("ip_address"),

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trustplane.discovery.parsers import LogParser, ParseStats, parse_stream
-from trustplane.discovery.parsers.base import records_to_frame
+from trustplane.discovery.parsers.base import block_lines, records_to_frame
 from trustplane.discovery.parsers.cef import CefParser
 from trustplane.discovery.parsers.squid import SquidNativeParser
 from trustplane.discovery.parsers.w3c import W3cParser
@@ -112,3 +112,18 @@ def test_an_over_long_line_across_blocks_is_one_reject_and_the_next_line_is_read
     assert frame["dest_host"].to_list() == ["a.example.org"]
     assert dict(stats.reasons) == {"line too long": 2} and stats.lines_read == 3
     assert ends[-1] == len(data)
+
+
+def test_block_lines_take_a_line_of_exactly_the_limit_and_give_none_for_one_byte_more() -> None:
+    for ends in (True, False):
+        tail = b"\n" if ends else b""
+        for size, fits in ((8, True), (9, False)):
+            block = b"ab\n\n" + b"x" * size + tail
+            split = block_lines(block, max_line_bytes=8)
+            if not fits:
+                assert split is None
+                continue
+            assert split is not None
+            lines, sizes, plain = split
+            assert lines.to_list() == ["ab", "", "x" * size] and plain
+            assert sizes.to_list() == [3, 1, size + ends] and sum(sizes) == len(block)

@@ -274,27 +274,38 @@ def block_lines(
     plain = block.isascii() and not block.translate(None, _PRINTABLE)
     ends = block.endswith(b"\n")
     lines: pl.Series | None = None
+    sizes: pl.Series | None = None
     if plain:  # polars' CSV reader as a line splitter: one column, no quoting, blank lines kept as nulls
         frame = pl.read_csv(
             io.BytesIO(block), has_header=False, separator="\x00", quote_char=None, infer_schema=False
         )
-        if frame.width == 1 and frame.height == block.count(b"\n") + (not ends):
+        if frame.width == 1:
             lines = frame.to_series().fill_null("").alias("line")
-    if lines is None:
+            sizes = _line_sizes(lines, ends)
+            # No row holds a newline, so the rows are the block's lines exactly when their sizes add up to
+            # the block's (a line dropped, merged or cut short would not): cheaper than counting newlines.
+            if int(sizes.sum()) != len(block):
+                lines = sizes = None
+    if lines is None or sizes is None:
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
             return None
         lines = pl.Series("line", [text[:-1] if ends else text], dtype=pl.String).str.split("\n").explode()
-    sizes = lines.str.len_bytes().cast(pl.Int64)
-    if sizes.max() > max_line_bytes:  # type: ignore[operator]
+        sizes = _line_sizes(lines, ends)
+    if sizes.max() > max_line_bytes + 1 or (not ends and sizes[-1] > max_line_bytes):  # type: ignore[operator]
         return None
-    sizes = sizes + 1
-    if not ends:
-        sizes[-1] = sizes[-1] - 1
     if b"\r" in block:
         lines = lines.str.strip_chars_end("\r")
     return lines, sizes, plain
+
+
+def _line_sizes(lines: pl.Series, ends: bool) -> pl.Series:
+    """Each line's size in bytes with its newline (the last line has none unless the block ends in one)."""
+    sizes = lines.str.len_bytes().cast(pl.Int64) + 1
+    if not ends:
+        sizes[-1] = sizes[-1] - 1
+    return sizes
 
 
 def parse_stream(
