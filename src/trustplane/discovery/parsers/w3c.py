@@ -199,24 +199,26 @@ def _w3c_frame(
     ``HH:MM:SS[.f]`` time, and a host (a host field, or a URL without user info or brackets). Then Python's
     tokeniser (``split_values``) and ``str.split(" ")`` of the line with each quoted value swapped for one
     placeholder agree token for token."""
-    line = pl.col("line")
-    # Quotes pair left to right as the tokeniser pairs them; a lone quote is left and makes the line odd.
-    bare = line.str.replace_all(r'"[^"]*"', _QUOTED)
+    line, bare = pl.col("line"), pl.col("bare")
     series = lines if isinstance(lines, pl.Series) else pl.Series("line", lines, dtype=pl.String)
     frame = pl.DataFrame({"line": series.alias("line")}).with_row_index("i")
-    frame = frame.with_columns(bare.alias("bare")).with_columns(
-        line.str.contains(_DIRECTIVE_CANDIDATE).alias("candidate"),
-        pl.col("bare").str.split(" ").alias("t"),
-        _quoted_at_token_edges(pl.col("bare")).alias("shape"),
+    # Quotes pair left to right as the tokeniser pairs them; a lone quote is left over.
+    frame = frame.with_columns(line.str.replace_all(r'"[^"]*"', _QUOTED).alias("bare"))
+    candidate = (
+        line.str.strip_chars_start(" ").str.starts_with("#")  # printable ASCII: a blank is a space
+        if plain
+        else line.str.contains(_DIRECTIVE_CANDIDATE)
     )
+    frame = frame.with_columns(candidate.alias("candidate"), bare.str.split(" ").alias("t"))
     frame = frame.with_columns(
         (
-            pl.col("shape")
+            # every quote paired and every pair a whole token (an odd count never passes)
+            (pl.col("t").list.count_matches(_QUOTED) * 2 == line.str.count_matches('"', literal=True))
             & ~pl.col("candidate")
-            & (pl.col("bare") != "")
-            & ~pl.col("bare").str.contains_any(['"', "  "])
-            & ~pl.col("bare").str.starts_with(" ")
-            & ~pl.col("bare").str.ends_with(" ")
+            & (bare != "")
+            & ~bare.str.contains("  ", literal=True)
+            & ~bare.str.starts_with(" ")
+            & ~bare.str.ends_with(" ")
             & (
                 pl.lit(True)
                 if plain
@@ -257,16 +259,6 @@ def _w3c_frame(
     return result, rejections
 
 
-def _quoted_at_token_edges(bare: pl.Expr) -> pl.Expr:
-    """Every placeholder is a whole token: a space (or the line's edge) before and after it."""
-    n = bare.str.count_matches(_QUOTED, literal=True)
-    before = bare.str.count_matches(" " + _QUOTED, literal=True) + bare.str.starts_with(_QUOTED).cast(
-        pl.UInt32
-    )
-    after = bare.str.count_matches(_QUOTED + " ", literal=True) + bare.str.ends_with(_QUOTED).cast(pl.UInt32)
-    return (n == before) & (n == after)
-
-
 def _all_irregular(part: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(schema=FRAME_SCHEMA), part.select("i", pl.lit(False).alias("regular"))
 
@@ -277,19 +269,29 @@ def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.
         return _all_irregular(part)
     tokens = pl.col("t").list
     wanted = sorted({index[name] for name in _WANTED if name in index})
-    # A wanted value that was quoted: its text is the n-th quoted string of the line.
-    quoted_at = part.select(
-        [(tokens.get(k, null_on_oob=True) == _QUOTED).any().alias(str(k)) for k in wanted]
-    ).row(0)
-    values: list[pl.Expr] = []
+    part = part.select(
+        "i",
+        "line",
+        "t",
+        (pl.col("shape") & (tokens.len() == count)).alias("shape"),
+        *(_present(tokens.get(k, null_on_oob=True)).alias(f"v{k}") for k in wanted),
+    )
+    # A wanted value that was quoted stands as the placeholder: its text is the n-th quoted string.
+    quoted_at = part.select([(pl.col(f"v{k}") == _QUOTED).any() for k in wanted]).row(0)
+    fixes = []
     for k, quoted in zip(wanted, quoted_at, strict=True):
-        value = tokens.get(k, null_on_oob=True)
         if quoted:
             nth = tokens.head(k).list.count_matches(_QUOTED)
             text = pl.col("line").str.extract_all(r'"[^"]*"').list.get(nth, null_on_oob=True)
-            value = pl.when(value == _QUOTED).then(text.str.slice(1).str.head(-1)).otherwise(value)
-        values.append(pl.when((value != "") & (value != "-")).then(value).alias(f"v{k}"))
-    part = part.select("i", "line", (pl.col("shape") & (tokens.len() == count)).alias("shape"), *values)
+            v = pl.col(f"v{k}")
+            fixes.append(
+                pl.when(v == _QUOTED)
+                .then(_present(text.str.slice(1).str.head(-1)))
+                .otherwise(v)
+                .alias(f"v{k}")
+            )
+    if fixes:
+        part = part.with_columns(fixes)
 
     def get(*names: str) -> pl.Expr:
         columns = [pl.col(f"v{index[name]}") for name in names if name in index]
@@ -338,13 +340,27 @@ def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.
     )
     user = get("cs-username").str.strip_chars()
     dest_ip = get(*_DEST_IP)
+    has_host, has_url = any(n in index for n in _HOST_FIELDS), "cs-uri" in index
+    # Only what the run's fields can give is computed.
+    url_ok = url.is_not_null() & ~url.str.contains_any(["@", "[", " "]) & (url_host != "")
+    if has_host and has_url:
+        dest_host = pl.when(host.is_not_null()).then(host.str.to_lowercase()).otherwise(url_host)
+        dest_url = pl.when(url.is_not_null()).then(url).otherwise(rebuilt)
+        destination = host.is_not_null() | url_ok
+    elif has_host:
+        dest_host, dest_url, destination = host.str.to_lowercase(), rebuilt, host.is_not_null()
+    elif has_url:
+        dest_host, dest_url, destination = url_host, url, url_ok
+    else:
+        dest_host, dest_url, destination = _NULL, _NULL, pl.lit(False)
+    destination = destination | (url.is_null() & dest_ip.is_not_null())  # an IP for its destination
     result = part.select(
         "i",
         stamp.cast(pl.Datetime("us", "UTC")).alias("time"),
         get("c-ip").alias("source_ip"),
         pl.when(user.is_in(["", "-", "None", "NA", "N/A", '""'])).then(_NULL).otherwise(user).alias("user"),
-        pl.when(host.is_not_null()).then(host.str.to_lowercase()).otherwise(url_host).alias("dest_host"),
-        pl.when(url.is_not_null()).then(url).otherwise(rebuilt).alias("dest_url"),
+        dest_host.alias("dest_host"),
+        dest_url.alias("dest_url"),
         dest_ip.alias("dest_ip"),
         _count(get(*_BYTES_UP)).alias("bytes_up"),
         _count(get(*_BYTES_DOWN)).alias("bytes_down"),
@@ -353,20 +369,15 @@ def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.
             (get("sc-filter-result").str.to_uppercase() == "DENIED").fill_null(False)
             | get("s-action").str.to_uppercase().str.contains("DENIED", literal=True).fill_null(False)
         ).alias("blocked"),
-        (
-            pl.col("shape")
-            & time_ok
-            & (
-                host.is_not_null()
-                | (url.is_not_null() & ~url.str.contains_any(["@", "[", " "]) & (url_host != ""))
-                | (url.is_null() & dest_ip.is_not_null())  # a record with an IP for its destination
-            )
-        )
-        .fill_null(False)
-        .alias("regular"),
+        (pl.col("shape") & time_ok & destination).fill_null(False).alias("regular"),
     )
     good = result.filter("regular").select(list(FRAME_SCHEMA))
     return good, result.select("i", "regular")
+
+
+def _present(value: pl.Expr) -> pl.Expr:
+    """``get``'s rule: an empty value or ``-`` is no value."""
+    return pl.when((value != "") & (value != "-")).then(value)
 
 
 def _count(value: pl.Expr) -> pl.Expr:
