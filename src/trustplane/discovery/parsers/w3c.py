@@ -302,7 +302,12 @@ def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.
     date, clock = get("date"), get("time")
     day = date.str.to_date("%Y-%m-%d", strict=False)
     hour, minute, second = (clock.str.slice(a, 2).cast(pl.Int64, strict=False) for a in (0, 3, 6))
-    micros = (clock.str.slice(9) + "000000").str.head(6).cast(pl.Int64, strict=False)
+    fraction = part.select(clock.str.len_bytes().max()).item() or 0
+    micros = (  # only a batch with fractions of a second pays for them
+        (clock.str.slice(9) + "000000").str.head(6).cast(pl.Int64, strict=False)
+        if fraction > 8
+        else pl.lit(0)
+    )
     time_ok = (
         date.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
         & (date.str.head(4) != "0000")  # a year Python's datetime has not
