@@ -4,6 +4,7 @@ same reject reasons at the same indexes, same ``#Fields`` state after the batch.
 import io
 
 import polars as pl
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -289,3 +290,25 @@ def test_the_block_reader_with_the_columnar_path_matches_the_line_reader() -> No
     assert _rows(pl.concat(frames)) == _rows(records_to_frame(expected))
     assert columnar_stats.to_dict() == expected_stats.to_dict()
     assert columnar_stats.parsed == 3000
+
+
+def test_a_failing_columnar_parse_leaves_the_fields_for_the_per_line_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """parse_stream re-reads a batch line by line when parse_frame raises: from the state the batch began
+    with, so the batch's own #Fields line is not taken for the lines before it."""
+    from trustplane.discovery.parsers import w3c
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(w3c, "_columns", broken)
+    short = [f"2026-11-02 09:00:{i:02d} 10.0.0.1 a{i}.example.org" for i in range(40)]
+    # the first run is short (read line by line), the second fails in its columnar parse
+    lines = [*_blue_coat_like(0, 5), "#Fields: date time c-ip cs-host", *short]
+    parser = W3cParser()
+    parser.restore({"fields": BLUE_COAT})
+    stats = ParseStats()
+    batches = list(parse_stream(io.BytesIO("\n".join(lines).encode()), parser, stats, columnar=True))
+    assert sum(b.frame.height for b in batches if b.frame is not None) == 45
+    assert dict(stats.reasons) == {"directive": 1}

@@ -111,7 +111,12 @@ class W3cParser(LogParser):
     def parse_frame(
         self, lines: Lines, *, plain: bool = False
     ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-        return _w3c_frame(self, lines, plain)
+        fields = list(self.fields)
+        try:
+            return _w3c_frame(self, lines, plain)
+        except Exception:  # the caller's per-line fallback re-reads the batch from the state it began with
+            self._set_fields(fields)
+            raise
 
     def parse_line(self, line: str) -> ParseOutcome:
         stripped = line.strip()
@@ -196,7 +201,8 @@ def _w3c_frame(
 ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
     """A regular line is printable ASCII, its values single-space separated, each either bare (no quote) or
     wholly quoted without a quote inside, its count the run's field count, a ``YYYY-MM-DD`` date and an
-    ``HH:MM:SS[.f]`` time, and a host (a host field, or a URL without user info or brackets). Then Python's
+    ``HH:MM:SS[.f]`` time, and a destination (a host field, a URL without user info or brackets, or else an
+    IP field). Then Python's
     tokeniser (``split_values``) and ``str.split(" ")`` of the line with each quoted value swapped for one
     placeholder agree token for token."""
     line, bare = pl.col("line"), pl.col("bare")
