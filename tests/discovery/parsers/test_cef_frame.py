@@ -276,3 +276,47 @@ def test_other_escapes_elsewhere_in_the_extension_stay_columnar(monkeypatch: pyt
     frame, _ = CefParser().parse_frame(lines)
     assert frame.select("dest_host", "user").row(0) == ("a.example.org", "u=1")
     assert frame.select("dest_host", "user").row(0) == (expected.dest_host, expected.user)  # type: ignore[union-attr]
+
+
+@st.composite
+def same_layout_batch(draw: st.DrawFn) -> list[str]:
+    """Lines of one source: one key order, values drawn per line (some with spaces or escapes), now and
+    then a key dropped, duplicated or moved, so the layout shortcut and its fallback both run."""
+    order = draw(st.lists(st.sampled_from(WANTED + OTHER), min_size=1, max_size=10))
+    lines = []
+    for _ in range(draw(st.integers(1, 25))):
+        keys = list(order)
+        edit = draw(st.integers(0, 7))
+        if edit == 0 and keys:
+            keys.pop(draw(st.integers(0, len(keys) - 1)))
+        elif edit == 1:
+            keys.insert(draw(st.integers(0, len(keys))), draw(st.sampled_from(WANTED + OTHER)))
+        elif edit == 2 and len(keys) > 1:
+            a, b = draw(st.integers(0, len(keys) - 1)), draw(st.integers(0, len(keys) - 1))
+            keys[a], keys[b] = keys[b], keys[a]
+        pairs = [("rt", draw(EPOCH))] + [(k, draw(st.one_of(VALUE, st.just("v")))) for k in keys]
+        lines.append(HEAD + " ".join(f"{k}={v}" for k, v in pairs))
+    return lines
+
+
+@settings(max_examples=400, deadline=None)
+@given(same_layout_batch())
+def test_frame_equals_the_per_line_path_on_batches_sharing_a_layout(lines: list[str]) -> None:
+    _same_as_per_line(lines)
+
+
+def test_a_line_with_the_keys_in_another_order_than_the_first_line_reads_its_own_values() -> None:
+    lines = [f"{HEAD}rt=1 src=10.0.0.1 dhost=x.example.org", f"{HEAD}rt=2 dhost=y.example.org src=10.0.0.2"]
+    frame, _ = CefParser().parse_frame(lines)
+    assert frame.select("source_ip", "dest_host").rows() == [
+        ("10.0.0.1", "x.example.org"),
+        ("10.0.0.2", "y.example.org"),
+    ]
+    _same_as_per_line(lines)
+
+
+def test_a_value_with_spaces_in_one_line_is_read_to_the_next_key() -> None:
+    lines = [f"{HEAD}rt=1 suser=ann dhost=x.example.org", f"{HEAD}rt=2 suser=Ann Lee dhost=y.example.org"]
+    frame, _ = CefParser().parse_frame(lines)
+    assert frame.get_column("user").to_list() == ["ann", "Ann Lee"]
+    _same_as_per_line(lines)

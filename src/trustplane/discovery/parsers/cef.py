@@ -218,12 +218,55 @@ def _epoch_micros(frame: pl.DataFrame, digits: str) -> pl.Series:
 
 
 def _values(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
-    """Adds each key's first value (still escaped) as a column named after the key."""
+    """Adds each key's first value (still escaped) as a column named after the key: from its `` key=`` to
+    the space before the next `` other=``."""
     ext = pl.col("ext")
     frame = frame.with_columns(
         ext.str.slice(ext.str.find(f" {k}=", literal=True) + len(k) + 2).alias(k) for k in keys
     )
     return frame.with_columns(pl.col(k).str.head(pl.col(k).str.find(_BOUNDARY).fill_null(_FAR)) for k in keys)
+
+
+def _key_order(frame: pl.DataFrame) -> list[str]:
+    """The keys of the batch's first extension, in order: the layout most lines of one source share."""
+    sample = frame.get_column("ext").drop_nulls().head(1).to_list()
+    return [m.group(1) for m in _KEY.finditer(sample[0])] if sample else []
+
+
+def _values_by_layout(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """``_values`` with literal searches only where a line follows the sample's layout: if ``k`` is
+    followed by ``next`` in the sample and a line's text from ``k=`` to its first `` next=`` holds no space,
+    that text is the value (a key boundary starts with a space, and `` next=`` is one). A key that some line
+    does not fit is read by ``_values`` for the whole batch."""
+    order = _key_order(frame)
+    follower: dict[str, str | None] = {}
+    for j, k in enumerate(order):
+        if k in keys and k not in follower:
+            follower[k] = order[j + 1] if j + 1 < len(order) else None
+    ext = pl.col("ext")
+    found = sorted(set(keys) | {n for n in follower.values() if n is not None})
+    frame = frame.with_columns(
+        ext.str.find(f" {k}=", literal=True).cast(pl.Int64).alias(f"_at_{k}") for k in found
+    )
+    values, fits = [], []
+    for k in keys:
+        at = pl.col(f"_at_{k}")
+        start = at + len(k) + 2
+        after = follower.get(k)
+        if after is None:  # last in the sample, or not in it: to the end of the extension
+            value = ext.str.slice(start)
+            fit = ~value.str.contains(" ", literal=True)
+        else:
+            end = pl.col(f"_at_{after}")
+            value = ext.str.slice(start, (end - start).clip(0))
+            fit = (end >= start) & ~value.str.contains(" ", literal=True)
+        values.append(value.alias(k))
+        fits.append((at.is_null() | fit).fill_null(False).all().alias(k))
+    frame = frame.with_columns(values)
+    fitting = frame.select(fits).row(0, named=True)
+    frame = frame.drop(f"_at_{k}" for k in found)
+    misfits = tuple(k for k in keys if not fitting[k])
+    return _values(frame, misfits) if misfits else frame
 
 
 def cef_frame(
@@ -258,7 +301,7 @@ def cef_frame(
             & (pl.col("slash").is_null() | (pl.col("slash") >= header)).fill_null(False)
         ).alias("shape"),
     )
-    frame = _values(frame, _KEYS)
+    frame = _values_by_layout(frame, _KEYS)
     seconds = [
         second
         for first, second in _SECOND.items()
