@@ -255,15 +255,15 @@ def _values_by_layout(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFram
         after = follower.get(k)
         if after is None:  # last in the sample, or not in it: to the end of the extension
             value = ext.str.slice(start)
-            fit = ~value.str.contains(" ", literal=True)
+            fit = ~pl.col(k).str.contains(" ", literal=True)
         else:
             end = pl.col(f"_at_{after}")
             value = ext.str.slice(start, (end - start).clip(0))
-            fit = (end >= start) & ~value.str.contains(" ", literal=True)
+            fit = (end >= start) & ~pl.col(k).str.contains(" ", literal=True)
         values.append(value.alias(k))
         fits.append((at.is_null() | fit).fill_null(False).all().alias(k))
     frame = frame.with_columns(values)
-    fitting = frame.select(fits).row(0, named=True)
+    fitting = frame.select(fits).row(0, named=True)  # on the values just added
     frame = frame.drop(f"_at_{k}" for k in found)
     misfits = tuple(k for k in keys if not fitting[k])
     return _values(frame, misfits) if misfits else frame
