@@ -157,9 +157,10 @@ class CefParser(LogParser):
 
 # ---- vectorised path ---------------------------------------------------------------------------------
 #
-# One pass per wanted key over the extension, each with plain string operations and one short regex scan:
-# the literal `` key=`` gives the value's start (a `` key=`` substring is always a key, since keys hold no
-# spaces), the first `` other=`` after it gives its end. The extension is cut from the line once.
+# The extension is cut from the line once. A wanted key's value starts after the literal `` key=`` (such a
+# substring is always a key: keys hold no spaces) and ends at the space before the next `` other=``. Where
+# the lines follow the batch's first line's key order and the value holds no space, the literal `` next=``
+# ends it (``_values_by_layout``); otherwise one short regex scan finds the boundary (``_values``).
 
 _HEADER = r"^.*?CEF:(?:[^|]*\|){7}"  # through the seventh pipe after the first ``CEF:``
 _BOUNDARY = r" [A-Za-z0-9_.\-\[\]]+="  # the space before the next key
@@ -198,8 +199,8 @@ def _int(col: pl.Expr) -> pl.Expr:
 
 def _epoch_micros(frame: pl.DataFrame, digits: str) -> pl.Series:
     """``from_epoch`` to the microsecond as CPython computes it: the float, divided by 1000 while it is past
-    1e11, then its fraction times 1e6 rounded half to even (``datetime.fromtimestamp``). Adds the float as
-    column ``_s`` and returns the microseconds."""
+    1e11, then its fraction times 1e6 rounded half to even (``datetime.fromtimestamp``); one value per row
+    of ``frame`` (the working columns ``_s`` and ``_w`` stay on a copy)."""
     frame = frame.with_columns(pl.col(digits).cast(pl.Int64, strict=False).cast(pl.Float64).alias("_s"))
     s = pl.col("_s")
     # a column divisor: polars divides a column by a scalar as a product with its reciprocal, which rounds
