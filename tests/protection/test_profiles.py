@@ -16,8 +16,9 @@ from sqlalchemy import event, text
 from tests.protection.support import CHROME, T0, assess, make_user, write
 from tests.support.server import TestServer
 from trustplane.core.cache import follow_changes
+from trustplane.core.db import driver_rows
 from trustplane.core.events import SYSTEM
-from trustplane.protection import cache, profiles, service
+from trustplane.protection import cache, profiles, repository, service
 from trustplane.protection.repository import FeatureCountRepository
 from trustplane.protection.service import SignInAttempt
 
@@ -25,19 +26,26 @@ HOME = {"ip_address": "81.2.69.160", "user_agent": CHROME}
 
 
 def statements_during(server: TestServer, action: Any) -> tuple[Any, int]:
-    """The action's result (run in its own transaction) and the SQL statements it ran."""
+    """The action's result (run in its own transaction) and the SQL statements it ran: through SQLAlchemy's
+    cursor or straight on the driver (``core.db.driver_rows``)."""
     seen = 0
 
     def count(*_args: Any) -> None:
         nonlocal seen
         seen += 1
 
+    async def counted_driver_rows(*args: Any) -> Any:
+        count()
+        return await driver_rows(*args)
+
     engine = server.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
+    repository.driver_rows = counted_driver_rows  # type: ignore[assignment]
     try:
         result = write(server, action)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        repository.driver_rows = driver_rows
     return result, seen
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Integer, String, and_, bindparam, case, func, literal, nu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from trustplane.core.db import driver_rows
 from trustplane.core.repository import TenantRepository
 from trustplane.protection.models import (
     FeatureCount,
@@ -274,7 +275,7 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         rows: list[tuple[str, str, int, datetime | None]] = []
         tenant = dict.fromkeys(tenant_keys, 0)
         level: tuple[str, datetime] | None = None
-        for subject, feature, value, count, seen in (await self.session.execute(stmt, params)).all():
+        for subject, feature, value, count, seen in await driver_rows(self.session, stmt, params):
             if subject == "!risk":
                 level = (feature, seen)
             elif subject == "*":
