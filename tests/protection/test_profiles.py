@@ -167,6 +167,10 @@ def test_a_warm_decision_on_values_never_seen_reads_nothing_and_equals_a_fresh_r
     read, statements = statements_during(server, lambda s: service.decide(s, tenant_id, attempt))
     assert profiles.snapshot(tenant_id) is None and statements >= 2
     assert read.profile is not None and read.profile.found == warm.profile.found
+    # The model's per-subject views built with the profile are the ones its found counts give.
+    for subject in (user.id, "*"):
+        rebuilt = dataclasses.replace(warm.profile, by_subject={}).counts(subject)
+        assert warm.profile.counts(subject) == rebuilt and rebuilt.values
 
 
 def test_the_snapshot_follows_what_this_process_commits_and_not_what_it_rolls_back(

@@ -214,11 +214,16 @@ class Profile:
     first_seen: datetime | None
     risk_level: str
     risk_updated_at: datetime | None
+    # The user's ("<user id>") and the tenant's ("*") counts as the model reads them (value without "="),
+    # built with ``found`` by ``_profile``; ``counts`` builds any other subject's from ``found``.
+    by_subject: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
 
     def counts(self, subject: str) -> features.Counts:
-        return features.Counts(
-            {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in self.found.items() if s == subject}
-        )
+        built = self.by_subject.get(subject)
+        if built is None:
+            found = self.found.items()
+            built = {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in found if s == subject}
+        return features.Counts(built)
 
 
 async def _load_user(
@@ -289,10 +294,15 @@ async def _profile(
     added."""
     user_id = state.user_id
     found: dict[tuple[str, str, str], int] = {}
-    for feature, value in wanted:
-        n = state.counts.get((feature, value), 0)
+    mine: dict[tuple[str, str], int] = {}
+    theirs: dict[tuple[str, str], int] = {}
+    user_counts = state.counts
+    for key in wanted:
+        n = user_counts.get(key, 0)
         if n:
+            feature, value = key
             found[(user_id, feature, value)] = n
+            mine[(feature, value[1:] if value[:1] == "=" else value)] = n
     tenant, missing = profiles.tenant_counts(tenant_id, wanted)
     if missing:
         since = profiles.generation()
@@ -304,8 +314,11 @@ async def _profile(
     for key, n in tenant.items():
         n += pending.get(key, 0)
         if n:
-            found[("*", *key)] = n
-    return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at)
+            feature, value = key
+            found[("*", feature, value)] = n
+            theirs[(feature, value[1:] if value[:1] == "=" else value)] = n
+    by_subject = {user_id: mine, "*": theirs}
+    return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at, by_subject)
 
 
 def _unfamiliar(
