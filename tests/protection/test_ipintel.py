@@ -46,6 +46,23 @@ def test_an_ordinary_address_is_not_an_anonymiser() -> None:
     assert info.anonymizer is None and info.country == "GB" and info.asn is None
 
 
+def test_a_remembered_lookup_answers_as_a_fresh_one_and_new_data_is_a_new_memory(tmp_path: Path) -> None:
+    intel = ipintel.IpIntel(None)
+    addresses = ["185.220.101.1", "81.2.69.160", "10.1.2.3", "2001:db8::1", "bad", None, " 81.2.69.160 "]
+    first = [intel.lookup(a) for a in addresses]
+    assert first == [intel.resolve(a) for a in addresses]
+    assert [intel.lookup(a) for a in addresses] == first  # the second time from memory, same answers
+    # An admin's newer file takes effect through configure(): a new instance, nothing remembered from before.
+    data = tmp_path / ipintel.DATA_SUBDIR
+    data.mkdir()
+    (data / ipintel.COUNTRY_FILE).write_text("81.2.69.0,81.2.69.255,IE\n")
+    try:
+        assert ipintel.configure(data).lookup("81.2.69.160").country == "IE"
+        assert ipintel.current().lookup("81.2.69.160").country == "IE"
+    finally:
+        ipintel.configure(None)
+
+
 def test_load_ip_data_installs_an_asn_file_that_lookups_use(tmp_path: Path) -> None:
     source = tmp_path / "asn.csv"
     source.write_text("start,end,asn\n81.2.69.0,81.2.69.255,20712\n2001:db8::,2001:db8::ffff,64500\n")

@@ -296,27 +296,28 @@ async def _profile(
     found: dict[tuple[str, str, str], int] = {}
     mine: dict[tuple[str, str], int] = {}
     theirs: dict[tuple[str, str], int] = {}
+    tenant: dict[tuple[str, str], int] | None = profiles.snapshot(tenant_id)
+    if tenant is None:
+        tenant, missing = profiles.tenant_counts(tenant_id, wanted)
+        if missing:
+            since = profiles.generation()
+            _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
+            profiles.store_tenant_counts(tenant_id, tenant, since)
+    # One pass over the wanted keys (this runs on every decision): the user's count, the tenant's plus this
+    # process's unwritten increments (only the wanted ones are looked up among those: they can be many).
     user_counts = state.counts
+    pending = cache.pending(tenant_id)
     for key in wanted:
+        feature, value = key
+        plain = value[1:] if value[:1] == "=" else value
         n = user_counts.get(key, 0)
         if n:
-            feature, value = key
             found[(user_id, feature, value)] = n
-            mine[(feature, value[1:] if value[:1] == "=" else value)] = n
-    tenant, missing = profiles.tenant_counts(tenant_id, wanted)
-    if missing:
-        since = profiles.generation()
-        _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
-        profiles.store_tenant_counts(tenant_id, tenant, since)
-    # Only the wanted keys are looked up among the unwritten increments: they can be many (every value this
-    # process learned since the last flush), and this runs on every decision.
-    pending = cache.pending(tenant_id)
-    for key, n in tenant.items():
-        n += pending.get(key, 0)
+            mine[(feature, plain)] = n
+        n = tenant.get(key, 0) + pending.get(key, 0)
         if n:
-            feature, value = key
             found[("*", feature, value)] = n
-            theirs[(feature, value[1:] if value[:1] == "=" else value)] = n
+            theirs[(feature, plain)] = n
     by_subject = {user_id: mine, "*": theirs}
     return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at, by_subject)
 
