@@ -7,7 +7,9 @@ files, beside two yardsticks measured in the same run:
 * ``pycef`` (PyPI) parsing the same CEF file line by line (a peer Python CEF parser), on the first
   ``--pycef-lines`` lines.
 
-Each format runs in its own child process, so its peak RSS is its own; running two sizes (``--lines`` and a
+A file is parsed by ``--workers`` processes (default one per CPU, as the job worker does: the processing
+process and its helpers, ``discovery.processing``); pycef and ``wc -l`` use one. Each format runs in its own
+child process, so its peak RSS (with its helpers', summed) is its own; running two sizes (``--lines`` and a
 tenth of it) shows whether memory stays flat as files grow.
 
 A last run processes one large file (``--big-gb``, 5 GB by default, the issue's Show 6 size) through the
@@ -234,26 +236,59 @@ def wc_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def _process(path: str, source: str, queue: Any) -> None:
+def _family_peak_mb() -> float:
+    """The peak RSS (``VmHWM``) of this process plus that of each process it started (the parsing helpers
+    and multiprocessing's resource tracker), summed: what the processing held at most, bounded above."""
+
+    def peak(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def family(pid: int) -> int:
+        total = peak(pid)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += sum(family(int(c)) for c in (task / "children").read_text().split())
+        return total
+
+    if not Path("/proc/self/status").exists():  # not Linux: this process only
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return family(os.getpid()) / 1024 / 1024
+
+
+def _process(path: str, source: str, queue: Any, workers: int) -> None:
     from trustplane.discovery.catalog import shipped_catalog
     from trustplane.discovery.parsers import ParseStats, parser_for
-    from trustplane.discovery.processing import process_slice
+    from trustplane.discovery.processing import process_slice, start_workers, stop_workers
     from trustplane.discovery.service import SLICE_LINES
 
     catalog = shipped_catalog()
     parser = parser_for(source)
     stats = ParseStats()
+    # The helpers start once per process (a long-lived job worker starts them with its first large slice);
+    # their start is timed apart from the file.
+    pool_start = start_workers(workers)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     offset, app_rows = 0, 0
     while True:  # slices as the processing job runs them; their sums would go to the database
         result = process_slice(
-            Path(path), parser, stats, catalog, start_offset=offset, max_lines=SLICE_LINES, max_seconds=1e9
+            Path(path),
+            parser,
+            stats,
+            catalog,
+            start_offset=offset,
+            max_lines=SLICE_LINES,
+            max_seconds=1e9,
+            workers=workers,
         )
         offset, app_rows = result.end_offset, app_rows + result.apps.height
         if result.finished:
             break
     elapsed = time.perf_counter() - start
+    rss_mb = _family_peak_mb()
+    stop_workers()  # a multiprocessing child joins its children before the pool's exit hook would stop them
     queue.put(
         {
             "seconds": elapsed,
@@ -261,23 +296,24 @@ def _process(path: str, source: str, queue: Any) -> None:
             "parsed": stats.parsed,
             "rejected": stats.rejected,
             "app_rows": app_rows,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_mb": rss_mb,
             "rss_before_mb": rss_before / 1024,
+            "pool_start_s": pool_start,
         }
     )
 
 
-def process(path: Path, source: str, *, job: bool = False) -> dict[str, Any]:
+def process(path: Path, source: str, *, job: bool = False, workers: int = 1) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    child = ctx.Process(target=_process_job if job else _process, args=(str(path), source, queue))
+    child = ctx.Process(target=_process_job if job else _process, args=(str(path), source, queue, workers))
     child.start()
     result: dict[str, Any] = queue.get()
     child.join()
     return result
 
 
-def _process_job(path: str, source: str, queue: Any) -> None:
+def _process_job(path: str, source: str, queue: Any, workers: int) -> None:
     """The processing job's own path: ``service.process_next_slice`` slice after slice, each committing its
     sums and checkpoint to a temporary SQLite database, as ``trustplane worker`` runs it."""
     import asyncio
@@ -290,6 +326,7 @@ def _process_job(path: str, source: str, queue: Any) -> None:
     from trustplane.core.db import Database
     from trustplane.directory.service import create_tenant
     from trustplane.discovery.models import DiscoveryStream, DiscoveryUpload
+    from trustplane.discovery.processing import start_workers, stop_workers
     from trustplane.discovery.service import process_next_slice
 
     async def run() -> dict[str, Any]:
@@ -315,11 +352,12 @@ def _process_job(path: str, source: str, queue: Any) -> None:
                 session.add(upload)
                 await session.flush()
                 tenant_id, upload_id, stream_id = tenant.id, upload.id, stream.id
+            pool_start = start_workers(workers)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             start = time.perf_counter()
             while True:
                 async with db.session() as session:
-                    if await process_next_slice(session, tenant_id, upload_id):
+                    if await process_next_slice(session, tenant_id, upload_id, workers=workers):
                         break
             elapsed = time.perf_counter() - start
             async with db.session() as session:
@@ -335,14 +373,17 @@ def _process_job(path: str, source: str, queue: Any) -> None:
                     )
                 ).scalar_one()
             await db.dispose()
+        rss_mb = _family_peak_mb()
+        stop_workers()
         return {
             "seconds": elapsed,
             "lines": stats["linesRead"],
             "parsed": stats["parsed"],
             "rejected": stats["rejected"],
             "app_rows": rows,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_mb": rss_mb,
             "rss_before_mb": rss_before / 1024,
+            "pool_start_s": pool_start,
         }
 
     queue.put(asyncio.run(run()))
@@ -368,7 +409,7 @@ def write_big_squid(path: Path, size_bytes: int) -> int:
     return lines
 
 
-def big_file(gigabytes: float, directory: Path) -> None:
+def big_file(gigabytes: float, directory: Path, workers: int) -> None:
     """Show point 6 at the issue's size: a ``gigabytes`` GB file processed in job slices in a child process
     whose peak RSS is reported; the file is generated here and deleted after."""
     path = directory / f"big-{gigabytes:g}gb-squid.log"
@@ -378,7 +419,7 @@ def big_file(gigabytes: float, directory: Path) -> None:
     generated = time.perf_counter() - start
     try:
         wc = wc_seconds(path)
-        run = process(path, "SQUID", job=True)
+        run = process(path, "SQUID", job=True, workers=workers)
     finally:
         path.unlink(missing_ok=True)
     print(
@@ -386,7 +427,7 @@ def big_file(gigabytes: float, directory: Path) -> None:
         f" {generated:.0f} s): processed in {run['seconds']:.0f} s = {lines / run['seconds']:,.0f} lines/s,"
         f" {size / 1e6 / run['seconds']:.1f} MB/s (wc -l {size / 1e6 / wc:,.0f} MB/s); parsed"
         f" {run['parsed']:,}, rejected {run['rejected']:,}, {run['app_rows']:,} aggregate rows in SQLite;"
-        f" peak RSS {run['rss_mb']:.0f} MB"
+        f" peak RSS {run['rss_mb']:.0f} MB with its {workers - 1} helper process(es)"
         f" ({'under' if run['rss_mb'] * 1024 * 1024 < 1e9 else 'OVER'} 1 GB)"
     )
 
@@ -425,12 +466,24 @@ def main() -> int:
     parser.add_argument(
         "--job", action="store_true", help="run every format through the job path with database writes too"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes parsing a file (0: as the job worker decides, one per CPU; 1: one process)",
+    )
     args = parser.parse_args()
+    from trustplane.discovery.processing import worker_count
+
+    workers = worker_count(args.workers)
     lines = 100_000 if args.quick else args.lines
     directory = args.dir or Path(tempfile.mkdtemp(prefix="bench_discovery_"))
     directory.mkdir(parents=True, exist_ok=True)
     formats = [f for f in args.formats.split(",") if f]
-    print(f"# cloud discovery, {lines:,} lines per file, load average {os.getloadavg()[0]:.2f}, {directory}")
+    print(
+        f"# cloud discovery, {lines:,} lines per file, {workers} parsing process(es) per file, load average"
+        f" {os.getloadavg()[0]:.2f}, {directory}; RSS: the peak of the process and its helpers, summed"
+    )
     print(f"{'format':<10} {'MB':>8} {'lines/s':>11} {'MB/s':>7} {'wc -l MB/s':>11} {'x floor':>8} "
           f"{'rejected':>9} {'RSS MB':>7} {'RSS MB @1/10':>13}")  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
@@ -438,10 +491,10 @@ def main() -> int:
         path = generate(fmt, lines, directory)
         size_mb = path.stat().st_size / 1e6
         wc = min(wc_seconds(path) for _ in range(3))
-        run = process(path, SOURCES[fmt], job=args.job)
+        run = process(path, SOURCES[fmt], job=args.job, workers=workers)
         small_rss = "-"
         if not args.no_small and lines >= 100_000:
-            small = process(generate(fmt, lines // 10, directory), SOURCES[fmt])
+            small = process(generate(fmt, lines // 10, directory), SOURCES[fmt], workers=workers)
             small_rss = f"{small['rss_mb']:.0f}"
         rate = run["lines"] / run["seconds"]
         mbps = size_mb / run["seconds"]
@@ -450,6 +503,9 @@ def main() -> int:
             f"{fmt:<10} {size_mb:>8.0f} {rate:>11,.0f} {mbps:>7.1f} {size_mb / wc:>11.0f} "
             f"{(size_mb / wc) / mbps:>7.0f}x {run['rejected']:>9,} {run['rss_mb']:>7.0f} {small_rss:>13}"
         )
+    if results and workers > 1:
+        started = max(r["pool_start_s"] for r in results.values())
+        print(f"helper processes started in up to {started:.2f} s, once per process (not in the figures)")
     if "cef" in results:
         path = generate("cef", lines, directory)
         rate, parsed = pycef_rate(path, min(lines, args.pycef_lines))
@@ -460,7 +516,7 @@ def main() -> int:
             f"TrustPlane CEF end to end {ours:,.0f} lines/s = {ours / rate:.1f}x pycef"
         )
     if args.big_gb > 0 and not args.quick:
-        big_file(args.big_gb, directory)
+        big_file(args.big_gb, directory, workers)
     if args.dir is None:
         shutil.rmtree(directory, ignore_errors=True)
     return 0

@@ -1,7 +1,7 @@
 """Show point 6 (memory): a log file larger than the memory budget goes through the whole MCAS upload path —
 ``PUT`` to the signed URL on a real server, ``done_upload``, a real ``trustplane worker`` process — with the
-worker's peak RSS (the kernel's ``VmHWM``) under 1 GB, and the server's PUT handling adding well under the
-file's size to the serving process's peak.
+worker's peak RSS (the kernel's ``VmHWM``, summed with its parsing processes') under 1 GB, and the server's
+PUT handling adding well under the file's size to the serving process's peak.
 
 The issue's full size (5 GB) runs in ``benchmarks/bench_discovery.py --big-gb 5`` (``make bench``), because
 generating and processing 5 GB twice (both database backends) does not fit in CI time on two shared cores.
@@ -45,6 +45,19 @@ def status_bytes(pid: int | str, field: str) -> int:
 def peak_rss(pid: int | str) -> int:
     """The process's peak resident set size in bytes (``VmHWM`` in /proc/<pid>/status)."""
     return status_bytes(pid, "VmHWM")
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def family_peak_rss(pid: int) -> int:
+    """The peak RSS of a process and of its children (the discovery parsing workers), summed: each kept its
+    own peak, so the sum bounds what they held at any one moment."""
+    return peak_rss(pid) + sum(family_peak_rss(child) for child in children(pid))
 
 
 def reset_peak_rss() -> bool:
@@ -133,7 +146,9 @@ def test_a_file_larger_than_the_budget_is_processed_under_1_gb_peak_rss(
             if status != "processing":
                 break
             time.sleep(0.5)
-        worker_peak = peak_rss(worker.pid)  # read while it lives: it includes every slice it processed
+        # read while they live: it includes every slice processed, by the worker and its parsing processes
+        worker_peak = family_peak_rss(worker.pid)
+        parsers = len(children(worker.pid))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -146,7 +161,8 @@ def test_a_file_larger_than_the_budget_is_processed_under_1_gb_peak_rss(
     stats = stats if isinstance(stats, dict) else json.loads(stats)
     assert stats["linesRead"] == lines and stats["parsed"] == lines
     print(
-        f"\n{size / 1e9:.2f} GB, {lines:,} lines: worker peak RSS {worker_peak / 1e6:.0f} MB, "
+        f"\n{size / 1e9:.2f} GB, {lines:,} lines: worker peak RSS {worker_peak / 1e6:.0f} MB "
+        f"(with its {parsers} parsing processes), "
         f"serving process peak growth during PUT {serving_growth / 1e6:.0f} MB"
     )
     assert worker_peak < BUDGET

@@ -340,6 +340,7 @@ async def process_next_slice(
     *,
     max_lines: int = SLICE_LINES,
     max_seconds: float = SLICE_SECONDS,
+    workers: int = 1,
 ) -> bool:
     """Process one slice of an upload and commit it with the checkpoint (the caller's transaction). Returns
     True when the upload is finished. A slice whose starting offset moved meanwhile (another worker got
@@ -369,6 +370,7 @@ async def process_next_slice(
         max_lines=max_lines,
         max_seconds=max_seconds,
         batch_lines=min(65536, max_lines),
+        workers=workers,
     )
     privacy = await anonymization.of_stream(session, tenant_id, upload.stream_id)
     if privacy.any:

@@ -99,6 +99,12 @@ class LogParser:
     def restore(self, state: dict[str, Any]) -> None:
         return None
 
+    def state_after(self, data: Any, start: int, end: int, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The state this parser is in after reading ``data[start:end]`` (whole lines; ``data`` is bytes or
+        an mmap) from ``state``, found without parsing the lines' records — or None when only parsing them
+        can tell: then a file is parsed in order by one process. A parser without state: ``{}``."""
+        return {} if type(self).state is LogParser.state else None
+
 
 @dataclass
 class ParseStats:
@@ -116,6 +122,19 @@ class ParseStats:
         bucket = self.samples.setdefault(rejection.reason, [])
         if len(bucket) < SAMPLES_PER_REASON:
             bucket.append({"line": line_no, "text": line[:SAMPLE_CHARS], "detail": rejection.detail})
+
+    def add(self, part: ParseStats) -> None:
+        """Count ``part``, the stats of the lines that follow these (its line numbers counted from 1): its
+        samples go after these, up to the same limit per reason."""
+        base = self.lines_read
+        self.lines_read += part.lines_read
+        self.parsed += part.parsed
+        self.rejected += part.rejected
+        self.reasons.update(part.reasons)
+        for reason, samples in part.samples.items():
+            bucket = self.samples.setdefault(reason, [])
+            for sample in samples[: max(0, SAMPLES_PER_REASON - len(bucket))]:
+                bucket.append({**sample, "line": sample["line"] + base})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ from trustplane.discovery.parsers.base import (
     BLOCKED,
     EMPTY,
     FRAME_SCHEMA,
+    MAX_LINE_BYTES,
     NO_TIME,
     Lines,
     LogParser,
@@ -101,6 +102,22 @@ class W3cParser(LogParser):
 
     def restore(self, state: dict[str, Any]) -> None:
         self._set_fields([str(f) for f in state.get("fields", [])])
+
+    def state_after(self, data: Any, start: int, end: int, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The fields of the last ``#Fields`` directive among the lines (as ``parse_line`` reads it: a line
+        over the length limit is never read), else ``state``'s."""
+        pos = end
+        while (pos := data.rfind(b"#Fields:", start, pos)) >= 0:
+            nl = data.rfind(b"\n", start, pos)
+            line_start = start if nl < 0 else nl + 1
+            line_end = data.find(b"\n", pos, end)
+            line_end = end if line_end < 0 else line_end
+            if line_end - line_start > MAX_LINE_BYTES:
+                continue
+            text = bytes(data[line_start:line_end]).decode("utf-8", "replace").strip()
+            if text.startswith("#Fields:"):
+                return {"fields": text[8:].split()}
+        return {"fields": list(state.get("fields", []))}
 
     def _set_fields(self, fields: list[str]) -> None:
         self.fields = fields
