@@ -148,7 +148,7 @@ def test_a_file_larger_than_the_budget_is_processed_under_1_gb_peak_rss(
             time.sleep(0.5)
         # read while they live: it includes every slice processed, by the worker and its parsing processes
         worker_peak = family_peak_rss(worker.pid)
-        parsers = len(children(worker.pid))
+        helpers = len(children(worker.pid))
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -162,7 +162,7 @@ def test_a_file_larger_than_the_budget_is_processed_under_1_gb_peak_rss(
     assert stats["linesRead"] == lines and stats["parsed"] == lines
     print(
         f"\n{size / 1e9:.2f} GB, {lines:,} lines: worker peak RSS {worker_peak / 1e6:.0f} MB "
-        f"(with its {parsers} parsing processes), "
+        f"(with its {helpers} child processes: parsing helper, resource tracker), "
         f"serving process peak growth during PUT {serving_growth / 1e6:.0f} MB"
     )
     assert worker_peak < BUDGET

@@ -185,7 +185,7 @@ def process_slice(
 PARALLEL_MIN_BYTES = 4 * BLOCK_BYTES
 # Bytes per worker task. A worker's peak memory grows with it (about 25 MB per MB of range on Squid lines
 # with long URLs); smaller ranges cost a task's overhead (about a millisecond) more often.
-RANGE_BYTES = int(os.environ.get("RB", 4 * 1024 * 1024))
+RANGE_BYTES = 4 * 1024 * 1024
 
 
 def worker_count(setting: int = 0) -> int:
