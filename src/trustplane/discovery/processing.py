@@ -3,8 +3,9 @@ reads from a byte offset until a line or time budget, parses in columnar batches
 catalogue apps and sums per app, user, IP and day, plus unmatched destinations. The caller commits the sums
 together with the new offset, so a slice counts either fully or not at all.
 
-A large slice is parsed by worker processes, one range of whole lines each (``workers``): the ranges go out
-in file order and their sums and stats come back in that order, so the result equals one process's. A
+A large slice is parsed by several processes (``workers``: this one and spawned helpers) in ranges of whole
+lines: the ranges go out in file order and their sums and stats are counted in that order, so the result
+equals one process's. A
 parser qualifies when its state after a range can be found without parsing it (``LogParser.state_after``:
 no state, or W3C's last ``#Fields`` line); any other parser, a small slice, or a broken pool runs here."""
 
@@ -104,6 +105,25 @@ def _merge(frames: list[pl.DataFrame], keys: tuple[str, ...]) -> pl.DataFrame:
     return pl.concat(frames, how="vertical").group_by(keys).agg(pl.sum(*SUMS))
 
 
+class _Sums:
+    """Partial sums of apps and unmatched destinations as batches or ranges add them, merged every 64 parts
+    to keep them small."""
+
+    def __init__(self) -> None:
+        self.apps: list[pl.DataFrame] = [_empty_apps()]
+        self.unmatched: list[pl.DataFrame] = [_empty_unmatched()]
+
+    def add(self, apps: pl.DataFrame, unmatched: pl.DataFrame) -> None:
+        self.apps.append(apps)
+        self.unmatched.append(unmatched)
+        if len(self.apps) > 64:
+            self.apps = [_merge(self.apps, APP_KEYS)]
+            self.unmatched = [_merge(self.unmatched, UNMATCHED_KEYS)]
+
+    def merged(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return _merge(self.apps, APP_KEYS), _merge(self.unmatched, UNMATCHED_KEYS)
+
+
 def process_slice(
     path: Path,
     parser: LogParser,
@@ -120,7 +140,7 @@ def process_slice(
 ) -> SliceResult:
     """Parse from ``start_offset`` until the file ends or a budget runs out (checked between batches, or
     between ranges in parallel). ``stats`` and ``parser`` advance with it; the caller persists them with the
-    result. ``workers`` > 1: worker processes parse the slice when at least ``parallel_min_bytes`` (default
+    result. ``workers`` > 1: that many processes parse the slice when at least ``parallel_min_bytes`` (default
     ``PARALLEL_MIN_BYTES``) of the file remain, the catalogue is the shipped one and the parser qualifies."""
     deadline = time.monotonic() + max_seconds
     if workers > 1 and catalog is shipped_catalog():
@@ -141,8 +161,7 @@ def process_slice(
             )
             if result is not None:
                 return result
-    apps: list[pl.DataFrame] = [_empty_apps()]
-    unmatched: list[pl.DataFrame] = [_empty_unmatched()]
+    sums = _Sums()
     offset = start_offset
     lines = 0
     finished = True
@@ -157,26 +176,18 @@ def process_slice(
             block_bytes=block_bytes,
         ):
             assert batch.frame is not None
-            a, u = summarise(batch.frame, catalog)
-            apps.append(a)
-            unmatched.append(u)
+            sums.add(*summarise(batch.frame, catalog))
             offset = batch.end_offset
             lines += batch.lines
-            if len(apps) > 64:  # keep the partial sums small
-                apps = [_merge(apps, APP_KEYS)]
-                unmatched = [_merge(unmatched, UNMATCHED_KEYS)]
             if lines >= max_lines or time.monotonic() >= deadline:
                 # the reader reads ahead in blocks: the slice ends at its last batch, not where the stream is
                 finished = offset >= os.fstat(stream.fileno()).st_size
                 break
+    apps, unmatched = sums.merged()
     return SliceResult(
-        end_offset=offset,
-        finished=finished,
-        apps=_merge(apps, APP_KEYS),
-        unmatched=_merge(unmatched, UNMATCHED_KEYS),
-        lines=lines,
+        end_offset=offset, finished=finished, apps=apps, unmatched=unmatched, lines=lines,
         parser_state=parser.state(),
-    )
+    )  # fmt: skip
 
 
 # ---- worker processes ----------------------------------------------------------------------------------
@@ -251,22 +262,15 @@ def worker_pids() -> list[int]:
         return sorted(int(pid) for pid in processes)
 
 
-def stop_workers() -> None:
-    """Stop the helpers (waiting for them). A process that is itself a ``multiprocessing`` child must call
-    it before it ends: such a process joins its children before the pool's own exit hook runs."""
+def stop_workers(*, wait: bool = True) -> None:
+    """Stop the helpers (``wait``: until they have exited; a broken pool is dropped without waiting). A
+    process that is itself a ``multiprocessing`` child must call it before it ends: such a process joins its
+    children before the pool's own exit hook runs."""
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _drop_workers() -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def ranges(
@@ -308,17 +312,14 @@ def _parse_range(
     with open(path, "rb") as handle:
         data = os.pread(handle.fileno(), end - start, start)
     catalog = shipped_catalog()
-    apps: list[pl.DataFrame] = [_empty_apps()]
-    unmatched: list[pl.DataFrame] = [_empty_unmatched()]
+    sums = _Sums()
     stream = io.BytesIO(data)
     for batch in parse_stream(
         stream, parser, stats, batch_lines=batch_lines, columnar=True, block_bytes=len(data)
     ):
         assert batch.frame is not None
-        a, u = summarise(batch.frame, catalog)
-        apps.append(a)
-        unmatched.append(u)
-    return _merge(apps, APP_KEYS), _merge(unmatched, UNMATCHED_KEYS), stats.to_dict()
+        sums.add(*summarise(batch.frame, catalog))
+    return *sums.merged(), stats.to_dict()
 
 
 def _parallel_slice(
@@ -344,8 +345,7 @@ def _parallel_slice(
     helpers = workers - 1
     local = ParseStats.from_dict(stats.to_dict())  # ``stats`` changes only when the slice is complete
     state = parser.state()
-    apps: list[pl.DataFrame] = [_empty_apps()]
-    unmatched: list[pl.DataFrame] = [_empty_unmatched()]
+    sums = _Sums()
     # (end offset, a helper's task, a result parsed here, or None: one line over the limit), in file order
     out: deque[tuple[int, Any]] = deque()
     offset = start_offset
@@ -363,11 +363,7 @@ def _parallel_slice(
             part_stats = ParseStats.from_dict(part)
             local.add(part_stats)
             part_lines = part_stats.lines_read
-            apps.append(a)
-            unmatched.append(u)
-            if len(apps) > 64:
-                apps[:] = [_merge(apps, APP_KEYS)]
-                unmatched[:] = [_merge(unmatched, UNMATCHED_KEYS)]
+            sums.add(a, u)
         offset = end
         lines += part_lines
 
@@ -399,16 +395,13 @@ def _parallel_slice(
         for _, item in out:
             if isinstance(item, Future):
                 item.cancel()
-        _drop_workers()
+        stop_workers(wait=False)
         return None
     parser.restore(state)
     for name in ("lines_read", "parsed", "rejected", "reasons", "samples"):
         setattr(stats, name, getattr(local, name))
+    apps, unmatched = sums.merged()
     return SliceResult(
-        end_offset=offset,
-        finished=offset >= size,
-        apps=_merge(apps, APP_KEYS),
-        unmatched=_merge(unmatched, UNMATCHED_KEYS),
-        lines=lines,
+        end_offset=offset, finished=offset >= size, apps=apps, unmatched=unmatched, lines=lines,
         parser_state=parser.state(),
-    )
+    )  # fmt: skip
