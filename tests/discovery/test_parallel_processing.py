@@ -80,7 +80,7 @@ def write(path: Path, lines: list[str], *, final_newline: bool = True) -> Path:
     return path
 
 
-def squid_file(path: Path, n: int = 4000) -> Path:
+def squid_file(path: Path, n: int = 8000) -> Path:
     lines: list[str] = []
     for i in range(n):
         lines += odd_lines(i)
@@ -88,7 +88,7 @@ def squid_file(path: Path, n: int = 4000) -> Path:
     return write(path, lines, final_newline=False)
 
 
-def cef_file(path: Path, n: int = 3000) -> Path:
+def cef_file(path: Path, n: int = 5000) -> Path:
     lines: list[str] = []
     for i in range(n):
         lines += odd_lines(i)
@@ -96,7 +96,7 @@ def cef_file(path: Path, n: int = 3000) -> Path:
     return write(path, lines)
 
 
-def w3c_file(path: Path, n: int = 4000) -> Path:
+def w3c_file(path: Path, n: int = 6000) -> Path:
     """``#Fields`` changing every few hundred lines (twice in a row, indented once), a data line that holds
     "#Fields:" in a value, a ``#Fields`` line over the limit (never read, so it changes nothing)."""
     lines: list[str] = ["#Software: gateway", W3C_FIELDS]
@@ -176,8 +176,12 @@ def test_worker_processes_give_what_one_process_gives(source: str, workers: int,
     stats = alone["stats"]
     assert stats["parsed"] + stats["rejected"] == stats["linesRead"]
     assert stats["rejectReasons"]["line too long"] >= 4 and alone["apps"].height > 0
-    # in slices, the parallel run ends each slice after whole ranges and still adds up to the same report
-    sliced = run(path, source, workers=workers, max_lines=300)
+    # in slices, the parallel run ends each slice after whole ranges and still adds up to the same report. A
+    # slice hands out at most 4 * helpers + 3 ranges (the one that meets the budget and those in flight), each
+    # at most two blocks: a larger file has two slices or more, however fast the helpers run.
+    per_slice = (4 * (workers - 1) + 3) * 2 * BLOCK
+    assert path.stat().st_size > per_slice, "the file must span several slices"
+    sliced = run(path, source, workers=workers, max_lines=1)
     assert len(sliced["ends"]) >= 2
     assert sliced["stats"] == alone["stats"] and sliced["state"] == alone["state"]
     assert sliced["apps"].equals(alone["apps"]) and sliced["unmatched"].equals(alone["unmatched"])
