@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint typecheck pytest bench clean browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/trustplane/discovery/parsers/_tokens.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 from trustplane.discovery.parsers.base import LogParser, ParseOutcome
 from trustplane.discovery.parsers.cef import CefParser
 
+# every test here runs with the C tokeniser and with the polars expressions (conftest.py)
+pytestmark = pytest.mark.usefixtures("tokeniser")
+
 WANTED = [
     "rt",
     "src",

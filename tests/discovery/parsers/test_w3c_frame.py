@@ -14,6 +14,9 @@ from trustplane.discovery.parsers.w3c import W3cParser
 
 from .helpers import FIXTURES, mutated_line
 
+# every test here runs with the C tokeniser and with the polars expressions (conftest.py)
+pytestmark = pytest.mark.usefixtures("tokeniser")
+
 BLUE_COAT = (
     "date time time-taken c-ip cs-username sc-filter-result cs-categories sc-status s-action cs-method"
     " cs-uri-scheme cs-host cs-uri-port cs-uri-path cs-uri-query cs(User-Agent) s-ip sc-bytes cs-bytes"

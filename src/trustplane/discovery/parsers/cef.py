@@ -7,10 +7,12 @@ line breaks are ``\\n`` / ``\\r``. A value runs until the next `` key=``. A sysl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 import polars as pl
 
+from trustplane.discovery.parsers import native
 from trustplane.discovery.parsers.base import (
     ALLOWED,
     BLOCKED,
@@ -168,6 +170,8 @@ _FAR = 1 << 40
 _KEYS = ("rt", "src", "suser", "dhost", "request", "dst", "out", "in", "act")
 # ``g(first) or g(second)``: the second key is read only when some line of the batch needs it
 _SECOND = {"src": "c6a2", "suser": "duser", "dst": "c6a3", "act": "outcome"}
+_ALL_KEYS = (*_KEYS, *_SECOND.values())  # the C tokeniser finds them all in its one pass
+_ALL_KEY_BYTES = [key.encode() for key in _ALL_KEYS]
 _SENTINELS = ["", "-", "None", "NA", "N/A", '""']
 _BLOCKING = r"^(?:block|deny|denied|drop|reject|reset|prevent|sinkhole)"
 _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
@@ -270,16 +274,35 @@ def _values_by_layout(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFram
     return _values(frame, misfits) if misfits else frame
 
 
-def cef_frame(
-    parser: CefParser, lines: Lines, plain: bool = False
-) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
-    """The columnar rules cover a regular line: printable ASCII, no backslash in the header, none in the
-    values read but as ``\\=``, no ``[`` in ``request``, an epoch ``rt`` and a destination. Any other line
-    goes through ``parse_line``, so both paths give the same records and reasons
-    (tests/discovery/parsers/test_cef_frame.py). A backslash cannot change where a key starts or ends (it is
-    not a key character), so other values may hold any escapes."""
+def _native_values(
+    series: pl.Series, plain: bool
+) -> tuple[pl.DataFrame, Callable[[tuple[str, ...]], pl.DataFrame]]:
+    """``i``, ``shape`` and the value of each of ``_KEYS`` (still escaped), found by the C tokeniser; and a
+    function adding the values of other keys of ``_ALL_KEYS`` to the frame."""
+    found = native.Values.allocate(native.LineBuffers.of(series), len(_ALL_KEYS))
+    found.used = native.tokens().cef_values(
+        found.lines.data,
+        found.lines.offsets,
+        _ALL_KEY_BYTES,
+        found.views,
+        found.validity,
+        found.out,
+        found.shape,
+        plain,
+    )
+    frame = pl.DataFrame([found.regular(), *found.columns(range(len(_KEYS)), _KEYS)]).with_row_index("i")
+
+    def more(keys: tuple[str, ...]) -> pl.DataFrame:
+        return frame.with_columns(found.columns([_ALL_KEYS.index(key) for key in keys], keys))
+
+    return frame, more
+
+
+def _polars_values(series: pl.Series, plain: bool) -> pl.DataFrame:
+    """``_native_values``' frame with polars expressions: the header cut off by a regex, then the keys'
+    values by ``_values_by_layout``."""
     line = pl.col("line")
-    frame = pl.DataFrame({"line": pl.Series("line", lines, dtype=pl.String)}).with_row_index("i")
+    frame = pl.DataFrame({"line": series}).with_row_index("i")
     frame = frame.select(
         "i",
         line.str.replace(_HEADER, " ").alias("ext"),
@@ -302,13 +325,32 @@ def cef_frame(
             & (pl.col("slash").is_null() | (pl.col("slash") >= header)).fill_null(False)
         ).alias("shape"),
     )
-    frame = _values_by_layout(frame, _KEYS)
+    return _values_by_layout(frame, _KEYS)
+
+
+def cef_frame(
+    parser: CefParser, lines: Lines, plain: bool = False
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    """The columnar rules cover a regular line: printable ASCII, no backslash in the header, none in the
+    values read but as ``\\=``, no ``[`` in ``request``, an epoch ``rt`` and a destination. Any other line
+    goes through ``parse_line``, so both paths give the same records and reasons
+    (tests/discovery/parsers/test_cef_frame.py). A backslash cannot change where a key starts or ends (it is
+    not a key character), so other values may hold any escapes."""
+    series = lines if isinstance(lines, pl.Series) else pl.Series("line", lines, dtype=pl.String)
+    if native.available() and len(series):
+        frame, more = _native_values(series, plain)
+    else:
+        frame = _polars_values(series.alias("line"), plain)
+
+        def more(keys: tuple[str, ...]) -> pl.DataFrame:
+            return _values(frame, keys)
+
     seconds = [
         second
         for first, second in _SECOND.items()
         if frame.select((pl.col(first).is_null() | (pl.col(first) == "")).any()).item()
     ]
-    frame = _values(frame, tuple(seconds)) if seconds else frame
+    frame = more(tuple(seconds)) if seconds else frame
     escaped = [k for k in (*_KEYS, *seconds) if frame.get_column(k).str.contains("\\", literal=True).any()]
     if escaped:  # ``\=`` is unescaped here; a value with any other escape goes through ``parse_line``
         frame = frame.with_columns(pl.col(k).str.replace_all("\\=", "=", literal=True) for k in escaped)

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
+from trustplane.discovery.parsers import native
 from trustplane.discovery.parsers.base import (
     ALLOWED,
     BLOCKED,
@@ -225,30 +227,35 @@ def _w3c_frame(
     line, bare = pl.col("line"), pl.col("bare")
     series = lines if isinstance(lines, pl.Series) else pl.Series("line", lines, dtype=pl.String)
     frame = pl.DataFrame({"line": series.alias("line")}).with_row_index("i")
-    # Quotes pair left to right as the tokeniser pairs them; a lone quote is left over.
-    frame = frame.with_columns(line.str.replace_all(r'"[^"]*"', _QUOTED).alias("bare"))
     candidate = (
         line.str.strip_chars_start(" ").str.starts_with("#")  # printable ASCII: a blank is a space
         if plain
         else line.str.contains(_DIRECTIVE_CANDIDATE)
     )
-    frame = frame.with_columns(candidate.alias("candidate"), bare.str.split(" ").alias("t"))
-    frame = frame.with_columns(
-        (
-            # every quote paired and every pair a whole token (an odd count never passes)
-            (pl.col("t").list.count_matches(_QUOTED) * 2 == line.str.count_matches('"', literal=True))
-            & ~pl.col("candidate")
-            & (bare != "")
-            & ~bare.str.contains("  ", literal=True)
-            & ~bare.str.starts_with(" ")
-            & ~bare.str.ends_with(" ")
-            & (
-                pl.lit(True)
-                if plain
-                else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
-            )
-        ).alias("shape")
-    )
+    tokeniser: _Tokeniser | None = None
+    if native.available() and len(series):  # the C tokeniser finds the values: no token columns here
+        tokeniser = _Tokeniser(native.LineBuffers.of(series), plain)
+        frame = frame.with_columns(candidate.alias("candidate"))
+    else:
+        # Quotes pair left to right as the tokeniser pairs them; a lone quote is left over.
+        frame = frame.with_columns(line.str.replace_all(r'"[^"]*"', _QUOTED).alias("bare"))
+        frame = frame.with_columns(candidate.alias("candidate"), bare.str.split(" ").alias("t"))
+        frame = frame.with_columns(
+            (
+                # every quote paired and every pair a whole token (an odd count never passes)
+                (pl.col("t").list.count_matches(_QUOTED) * 2 == line.str.count_matches('"', literal=True))
+                & ~pl.col("candidate")
+                & (bare != "")
+                & ~bare.str.contains("  ", literal=True)
+                & ~bare.str.starts_with(" ")
+                & ~bare.str.ends_with(" ")
+                & (
+                    pl.lit(True)
+                    if plain
+                    else (line.str.len_bytes() == line.str.len_chars()) & ~line.str.contains_any(_CONTROL)
+                )
+            ).alias("shape")
+        )
     # Runs: a #Fields directive starts one; lines before the batch's first take the parser's fields.
     fields = list(parser.fields)
     starts, run_fields = [0], [fields]
@@ -272,7 +279,7 @@ def _w3c_frame(
         if sum(sizes[r] for r in runs) < parser.min_columnar_lines:
             columns, regular = _all_irregular(part)
         else:
-            columns, regular = _columns(part, parser._index, len(names))
+            columns, regular = _columns(part, parser._index, len(names), tokeniser)
         g, r = with_irregular_lines(parser, lines, regular, columns)
         good.append(g)
         rejections.extend(r)
@@ -286,12 +293,51 @@ def _all_irregular(part: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(schema=FRAME_SCHEMA), part.select("i", pl.lit(False).alias("regular"))
 
 
-def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+class _Tokeniser:
+    """The C tokeniser over a batch's lines: for the lines of some runs, which are regular (as the polars
+    rules in ``_w3c_frame`` and ``_columns`` decide) and their wanted values."""
+
+    def __init__(self, lines: native.LineBuffers, plain: bool) -> None:
+        self.lines = lines
+        self.plain = plain
+
+    def values(self, part: pl.DataFrame, wanted: list[int], count: int) -> pl.DataFrame:
+        """``part``'s ``i`` and ``shape`` with a ``v{k}`` column per wanted field (``_present`` applied)."""
+        n = self.lines.count
+        rows: pl.Series | None = None
+        if part.height < n:  # some runs of the batch: their lines
+            rows = pl.Series("rows", [0] * n, dtype=pl.UInt8)
+            rows.scatter(part.get_column("i"), 1)
+        rows_buffer = pa.py_buffer(b"\x01" * n) if rows is None else rows.to_arrow().buffers()[1]
+        found = native.Values.allocate(self.lines, len(wanted))
+        found.used = native.tokens().w3c_values(
+            self.lines.data,
+            self.lines.offsets,
+            count,
+            memoryview(pa.py_buffer(b"".join(k.to_bytes(8, "little") for k in wanted))).cast("B").cast("q"),
+            found.views,
+            found.validity,
+            found.out,
+            found.shape,
+            memoryview(rows_buffer).cast("B")[:n],
+            self.plain,
+        )
+        names = [f"v{k}" for k in wanted]
+        frame = pl.DataFrame([found.regular(), *found.columns(range(len(wanted)), names)]).with_row_index("i")
+        frame = frame.with_columns(_present(pl.col(name)).alias(name) for name in names)
+        return frame if rows is None else frame.filter(rows.cast(pl.Boolean))
+
+
+def _columns(
+    part: pl.DataFrame, index: dict[str, int], count: int, tokeniser: _Tokeniser | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The run's FRAME_SCHEMA columns for its regular lines, and which lines are regular."""
     if not count or "date" not in index or "time" not in index:  # parse_line rejects every data line
         return _all_irregular(part)
-    tokens = pl.col("t").list
     wanted = sorted({index[name] for name in _WANTED if name in index})
+    if tokeniser is not None:
+        return _value_columns(tokeniser.values(part, wanted, count), index)
+    tokens = pl.col("t").list
     part = part.select(
         "i",
         "line",
@@ -315,6 +361,12 @@ def _columns(part: pl.DataFrame, index: dict[str, int], count: int) -> tuple[pl.
             )
     if fixes:
         part = part.with_columns(fixes)
+    return _value_columns(part, index)
+
+
+def _value_columns(part: pl.DataFrame, index: dict[str, int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """From ``part``'s ``shape`` and wanted values (``v{k}``, ``_present`` applied), the FRAME_SCHEMA
+    columns of its regular lines and which lines are regular."""
 
     def get(*names: str) -> pl.Expr:
         columns = [pl.col(f"v{index[name]}") for name in names if name in index]

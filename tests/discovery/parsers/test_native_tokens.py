@@ -1,0 +1,191 @@
+"""The C tokeniser (``parsers/_tokens.pyx`` through ``parsers.native``) against the Python readers it stands
+in for: a CEF line's values as ``parse_extension`` reads them, a W3C line's values as ``split_values``
+reads them, and which lines it vouches for. (The parsers' frames are compared with ``parse_line`` in
+test_cef_frame.py and test_w3c_frame.py, with and without it.)"""
+
+from __future__ import annotations
+
+import os
+
+import polars as pl
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from trustplane.discovery.parsers import native
+from trustplane.discovery.parsers.cef import parse_extension, split_header
+from trustplane.discovery.parsers.w3c import split_values
+
+pytestmark = pytest.mark.skipif(
+    not native.built() and os.environ.get("CI", "").lower() != "true",
+    reason="the C tokeniser is not built (no C compiler at install)",
+)
+
+KEYS = ["rt", "src", "suser", "dhost", "request", "act", "a.b", "k[1]"]
+
+
+def test_the_install_built_the_tokeniser() -> None:
+    assert native.built(), "discovery/parsers/_tokens.pyx was not compiled by the install"
+
+
+def cef_found(lines: list[str], keys: list[str], plain: bool = False) -> list[tuple[bool, dict[str, str]]]:
+    """Per line: whether the tokeniser vouches for it, and the values it found by key."""
+    found = native.Values.allocate(native.LineBuffers.of(pl.Series(lines, dtype=pl.String)), len(keys))
+    found.used = native.tokens().cef_values(
+        found.lines.data,
+        found.lines.offsets,
+        [k.encode() for k in keys],
+        found.views,
+        found.validity,
+        found.out,
+        found.shape,
+        plain,
+    )
+    columns = found.columns(range(len(keys)), keys)
+    regular = found.regular().to_list()
+    return [
+        (regular[r], {k: c[r] for k, c in zip(keys, columns, strict=True) if c[r] is not None})
+        for r in range(len(lines))
+    ]
+
+
+def python_cef(line: str, keys: list[str]) -> tuple[bool, dict[str, str]]:
+    """What the Python reader makes of the line: vouched for when printable ASCII with a whole header free of
+    backslashes; values as ``parse_extension`` finds them, before unescaping (the tokeniser leaves that to
+    the parser)."""
+    at = line.find("CEF:")
+    printable = all(32 <= ord(c) <= 126 for c in line)
+    split = split_header(line[at + 4 :], 7) if at >= 0 else None
+    if not printable or split is None:
+        return False, {}
+    header_end = len(line) - len(split[1])
+    if "\\" in line[at:header_end]:
+        return False, {}
+    raw = parse_extension(split[1].replace("\\", "\x00"))  # escapes kept as they stand in the line
+    return True, {k: v.replace("\x00", "\\") for k, v in raw.items() if k in keys}
+
+
+EXT_PIECES = [*"ab=1 .-[]\\|", "rt=", " src=", " act=", "  "]
+EXT_TEXT = st.lists(st.sampled_from(EXT_PIECES), max_size=12).map("".join)
+
+
+@st.composite
+def cef_lines(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(["", "<134>Nov  2 09:00:00 gw01 ", "x CEF:y "]))
+    fields = st.lists(st.sampled_from(["0", "Acme", "a\\|b", "", "W b"]), min_size=5, max_size=8)
+    header = "|".join(draw(fields))
+    pairs = draw(
+        st.lists(
+            st.tuples(st.sampled_from([*KEYS, "msg", "rtx", "Rt"]), EXT_TEXT),
+            max_size=6,
+        )
+    )
+    ext = " ".join(f"{k}={v}" for k, v in pairs) + draw(st.sampled_from(["", " ", "   ", " tail"]))
+    return f"{prefix}CEF:{header}|{ext}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(cef_lines(), min_size=1, max_size=8))
+@example(["CEF:0|a|b|c|d|e|f|rt=1 src=10.0.0.1  act=x   "])  # trailing blanks off the last value only
+@example(["CEF:0|a|b|c|d|e|f|rt=1 rt=2 a.b=x=y k[1]= msg=two words"])  # first wins; '=' in a value
+@example(["CEF:0|a|b|c|d|e|f|", "", "CEF:0|a|b|c|d|e", "no header", "CEF:0|a\\|b|c|d|e|f|g|rt=1"])
+@example(["CEF:0|a|b|c|d|e|f|request=https://h/q?a\\=1 act=ok"])
+def test_cef_values_are_the_python_readers(lines: list[str]) -> None:
+    assert cef_found(lines, KEYS) == [python_cef(line, KEYS) for line in lines]
+
+
+def test_cef_line_with_a_control_character_or_non_ascii_is_not_vouched_for() -> None:
+    lines = ["CEF:0|a|b|c|d|e|f|rt=1\tsrc=x", "CEF:0|a|b|c|d|é|f|rt=1", "CEF:0|a|b|c|d|e|f|rt=1"]
+    assert [ok for ok, _ in cef_found(lines, KEYS)] == [False, False, True]
+
+
+def w3c_found(
+    lines: list[str], count: int, wanted: list[int], rows: list[bool] | None = None
+) -> list[object]:
+    buffers = native.LineBuffers.of(pl.Series(lines, dtype=pl.String))
+    found = native.Values.allocate(buffers, len(wanted))
+    flags = bytes(1 if r else 0 for r in (rows if rows is not None else [True] * len(lines)))
+    found.used = native.tokens().w3c_values(
+        buffers.data,
+        buffers.offsets,
+        count,
+        memoryview(b"".join(k.to_bytes(8, "little") for k in wanted)).cast("q"),
+        found.views,
+        found.validity,
+        found.out,
+        found.shape,
+        flags,
+        False,
+    )
+    columns = found.columns(range(len(wanted)), [f"v{k}" for k in wanted])
+    regular = found.regular().to_list()
+    return [[c[r] for c in columns] if regular[r] else None for r in range(len(lines))]
+
+
+def python_w3c(line: str, count: int, wanted: list[int]) -> object:
+    """The values ``split_values`` reads, for a line the columnar W3C rules call regular: printable ASCII,
+    not a directive, single spaces between values, every quote opening or closing a whole value."""
+    if not line or not all(32 <= ord(c) <= 126 for c in line) or line[0] in "# " or line[-1] == " ":
+        return None
+    tokens, rest = [], line
+    while True:
+        if rest.startswith('"'):
+            close = rest.find('"', 1)
+            if close < 0 or (close + 1 < len(rest) and rest[close + 1] != " "):
+                return None
+            tokens.append(rest[1:close])
+            rest = rest[close + 1 :]
+        else:
+            cut = rest.find(" ")
+            token = rest if cut < 0 else rest[:cut]
+            if '"' in token:
+                return None
+            tokens.append(token)
+            rest = rest[len(token) :]
+        if not rest:
+            break
+        if not rest.startswith(" ") or rest.startswith("  ") or rest == " ":
+            return None
+        rest = rest[1:]
+    if len(tokens) != count:
+        return None
+    assert tokens == split_values(line)  # what parse_line reads from the same line
+    return [tokens[k] for k in wanted]
+
+
+W3C_TOKEN = st.one_of(
+    st.text(alphabet=st.sampled_from([*"ab-9:.#/"]), min_size=1, max_size=6),
+    st.text(alphabet=st.sampled_from([*"ab -x"]), max_size=6).map(lambda t: f'"{t}"'),
+    st.sampled_from(['a"b', '"', '"a"b', "é", "a\tb"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(W3C_TOKEN, min_size=1, max_size=5), st.sampled_from([" ", "  ", ""])),
+        min_size=1,
+        max_size=8,
+    )
+)
+@example([(['"a b"', "c"], " ")])
+def test_w3c_values_are_the_python_readers(drawn: list[tuple[list[str], str]]) -> None:
+    lines = [sep.join(tokens) if sep else " ".join(tokens) + " " for tokens, sep in drawn]
+    for count in (2, 3):
+        wanted = list(range(count))[::2]
+        assert w3c_found(lines, count, wanted) == [python_w3c(line, count, wanted) for line in lines]
+
+
+def test_w3c_lines_not_asked_for_are_left_alone() -> None:
+    lines = ["a b", "c d", "#Fields: x y"]
+    assert w3c_found(lines, 2, [0, 1], rows=[True, False, True]) == [["a", "b"], None, None]
+
+
+def test_long_values_are_copied_and_short_ones_inline() -> None:
+    long = "x" * 40
+    lines = [f"CEF:0|a|b|c|d|e|f|rt=1 request={long} act=" + "y" * 12, f"CEF:0|a|b|c|d|e|f|request={long}2"]
+    found = cef_found(lines, ["rt", "request", "act"])
+    assert found == [
+        (True, {"rt": "1", "request": long, "act": "y" * 12}),
+        (True, {"request": long + "2"}),
+    ]
