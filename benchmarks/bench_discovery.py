@@ -472,7 +472,13 @@ def main() -> int:
         default=0,
         help="processes parsing a file (0: as the job worker decides, one per CPU; 1: one process)",
     )
+    parser.add_argument(
+        "--polars-too",
+        action="store_true",
+        help="run Squid, CEF and W3C a second time with polars alone (no C tokeniser)",
+    )
     args = parser.parse_args()
+    from trustplane.discovery.parsers import native
     from trustplane.discovery.processing import worker_count
 
     workers = worker_count(args.workers)
@@ -482,7 +488,8 @@ def main() -> int:
     formats = [f for f in args.formats.split(",") if f]
     print(
         f"# cloud discovery, {lines:,} lines per file, {workers} parsing process(es) per file, load average"
-        f" {os.getloadavg()[0]:.2f}, {directory}; RSS: the peak of the process and its helpers, summed"
+        f" {os.getloadavg()[0]:.2f}, {directory}; RSS: the peak of the process and its helpers, summed;"
+        f" C tokeniser {'on' if native.available() else 'off (not built or TRUSTPLANE_NATIVE_TOKENS=0)'}"
     )
     print(f"{'format':<10} {'MB':>8} {'lines/s':>11} {'MB/s':>7} {'wc -l MB/s':>11} {'x floor':>8} "
           f"{'rejected':>9} {'RSS MB':>7} {'RSS MB @1/10':>13}")  # fmt: skip
@@ -503,6 +510,20 @@ def main() -> int:
             f"{fmt:<10} {size_mb:>8.0f} {rate:>11,.0f} {mbps:>7.1f} {size_mb / wc:>11.0f} "
             f"{(size_mb / wc) / mbps:>7.0f}x {run['rejected']:>9,} {run['rss_mb']:>7.0f} {small_rss:>13}"
         )
+        if args.polars_too and fmt in ("squid", "cef", "w3c") and native.available():
+            os.environ["TRUSTPLANE_NATIVE_TOKENS"] = "0"  # read by the spawned process at import
+            try:
+                other = process(path, SOURCES[fmt], job=args.job, workers=workers)
+            finally:
+                del os.environ["TRUSTPLANE_NATIVE_TOKENS"]
+            other_rate = other["lines"] / other["seconds"]
+            other_mbps = size_mb / other["seconds"]
+            results[f"{fmt} (polars)"] = {**other, "rate": other_rate}
+            print(
+                f"{fmt + ' (polars)':<10} {size_mb:>8.0f} {other_rate:>11,.0f} {other_mbps:>7.1f}"
+                f" {'':>11} {'':>8} {other['rejected']:>9,} {other['rss_mb']:>7.0f} {'-':>13}"
+                f"   C tokeniser: {rate / other_rate:.2f}x"
+            )
     if results and workers > 1:
         started = max(r["pool_start_s"] for r in results.values())
         print(f"helper processes started in up to {started:.2f} s, once per process (not in the figures)")
@@ -515,6 +536,9 @@ def main() -> int:
             "parsed without an exception)\n"
             f"TrustPlane CEF end to end {ours:,.0f} lines/s = {ours / rate:.1f}x pycef"
         )
+        if "cef (polars)" in results:
+            theirs = results["cef (polars)"]["rate"]
+            print(f"  (with the polars expressions: {theirs:,.0f} lines/s = {theirs / rate:.1f}x pycef)")
     if args.big_gb > 0 and not args.quick:
         big_file(args.big_gb, directory, workers)
     if args.dir is None:

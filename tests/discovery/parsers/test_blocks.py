@@ -5,6 +5,7 @@ batch end offsets a resumed run can start from."""
 import io
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,9 @@ from trustplane.discovery.parsers.squid import SquidNativeParser
 from trustplane.discovery.parsers.w3c import W3cParser
 
 from .helpers import FIXTURES, mutated_line
+
+# every test here runs with the C tokeniser's line splitting and with polars' (conftest.py)
+pytestmark = pytest.mark.usefixtures("tokeniser")
 
 SEEDS = [
     *(FIXTURES / "squid.log").read_text().splitlines(),

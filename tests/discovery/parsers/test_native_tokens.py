@@ -32,8 +32,8 @@ def cef_found(lines: list[str], keys: list[str], plain: bool = False) -> list[tu
     """Per line: whether the tokeniser vouches for it, and the values it found by key."""
     found = native.Values.allocate(native.LineBuffers.of(pl.Series(lines, dtype=pl.String)), len(keys))
     found.used = native.tokens().cef_values(
-        found.lines.data,
-        found.lines.offsets,
+        found.lines.views,
+        found.lines.buffers,
         [k.encode() for k in keys],
         found.views,
         found.validity,
@@ -106,8 +106,8 @@ def w3c_found(
     found = native.Values.allocate(buffers, len(wanted))
     flags = bytes(1 if r else 0 for r in (rows if rows is not None else [True] * len(lines)))
     found.used = native.tokens().w3c_values(
-        buffers.data,
-        buffers.offsets,
+        buffers.views,
+        buffers.buffers,
         count,
         memoryview(b"".join(k.to_bytes(8, "little") for k in wanted)).cast("q"),
         found.views,
@@ -189,3 +189,30 @@ def test_long_values_are_copied_and_short_ones_inline() -> None:
         (True, {"rt": "1", "request": long, "act": "y" * 12}),
         (True, {"request": long + "2"}),
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from([*'ab #="']), max_size=20), max_size=12), st.booleans())
+@example(["", "", "x" * 13], True)
+@example([], False)
+def test_split_block_cuts_the_lines_python_cuts(lines: list[str], final_newline: bool) -> None:
+    block = "\n".join(lines).encode() + (b"\n" if final_newline and lines else b"")
+    split = native.split_block(block, 1000)
+    assert split is not None and split is not False
+    text, sizes = split
+    expected = block.split(b"\n")
+    if block.endswith(b"\n") or not block:
+        expected = expected[:-1]
+    assert text.to_list() == [line.decode() for line in expected]
+    assert sizes.to_list() == [len(line) + 1 for line in expected[:-1]] + (
+        [len(expected[-1]) + (1 if block.endswith(b"\n") else 0)] if expected else []
+    )
+    assert sum(sizes.to_list()) == len(block)
+
+
+def test_split_block_leaves_other_blocks_to_the_general_path_and_refuses_long_lines() -> None:
+    assert native.split_block("é\n".encode(), 100) is False
+    assert native.split_block(b"a\r\n", 100) is False
+    assert native.split_block(b"abc\nabcd\n", 3) is None  # 4 bytes and a newline: over a 3-byte limit
+    assert native.split_block(b"abc\nabcd", 3) is None  # the file's last line, no newline
+    assert native.split_block(b"abc\nabc", 3) is not None

@@ -7,17 +7,129 @@ and no library tokenises these formats into columns, so this module is TrustPlan
 positions only; what a value means (times, hosts, counts) stays in the parsers' polars expressions, and a
 line it cannot vouch for is marked irregular and goes through the parser's ``parse_line``.
 
-Input is an Arrow ``large_string`` column's buffers: ``data`` the bytes (under 2 GiB), ``offsets`` the
-``n + 1`` line boundaries. Output is, per wanted value, an Arrow ``string_view`` column: 16 bytes a line in
-``views`` (the value's size, then the value itself if it has at most 12 bytes, else its first 4 bytes,
-buffer 0 and its offset in that value's row of ``out``, where it is copied) and a bit a line in
-``validity`` (0: absent). A row of ``out`` as long as ``data`` always has room (a value is part of a line);
-the functions return how much of each row they used. Copying the longer values next to each other keeps
-the columns compact: polars reads them faster than views spread over the whole batch. ``plain`` says every byte is printable ASCII (``block_lines`` knows it per block),
-which spares the check per line."""
+Input is an Arrow ``string_view`` column of lines, as polars hands it over without copying: ``lines``
+its 16-byte views (a line's size, then the line itself if it has at most 12 bytes, else its first 4 bytes,
+the index of the data buffer holding it and its offset there) and ``buffers`` its data buffers.
 
+Output is, per wanted value, a ``string_view`` column too: 16 bytes a line in ``views`` and a bit a line in
+``validity`` (0: absent); a value over 12 bytes is copied to its row of ``out``, next to the others (polars
+reads compact columns faster than views spread over the batch). A row of ``out`` as long as all the lines
+always has room (a value is part of a line); the functions return how much of each row they used.
+``plain`` says every byte is printable ASCII (``scan`` tells it per block), which spares the check per line.
+
+``scan`` and ``split`` cut a block of the file into such a column of lines without copying them."""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memchr, memcpy, memset
+
+
+cdef struct Lines:
+    const uint8_t *views
+    Py_ssize_t count
+    const uint8_t **data
+    Py_ssize_t bytes
+
+
+cdef inline const uint8_t *_line(Lines *lines, Py_ssize_t r, Py_ssize_t *size) noexcept nogil:
+    cdef const uint8_t *v = lines.views + 16 * r
+    cdef int32_t length, index, offset
+    memcpy(&length, v, 4)
+    size[0] = length
+    if length <= 12:
+        return v + 4
+    memcpy(&index, v + 8, 4)
+    memcpy(&offset, v + 12, 4)
+    return lines.data[index] + offset
+
+
+cdef class _Source:
+    """The lines' views and data buffers, checked once: every view's line lies inside its buffer."""
+
+    cdef Lines lines
+    cdef list _held
+
+    def __cinit__(self, const uint8_t[::1] views, buffers):
+        cdef Py_ssize_t i, r, n = views.shape[0] // 16
+        cdef const uint8_t[::1] held
+        cdef int32_t length, index, offset
+        cdef Py_ssize_t nbuffers = len(buffers)
+        if views.shape[0] % 16:
+            raise ValueError("views: 16 bytes a line")
+        self._held = [views]
+        self.lines.views = &views[0] if n else NULL
+        self.lines.count = n
+        self.lines.bytes = 0
+        self.lines.data = <const uint8_t **> PyMem_Malloc(max(nbuffers, 1) * sizeof(uint8_t *))
+        if self.lines.data == NULL:
+            raise MemoryError()
+        sizes = []
+        for i in range(nbuffers):
+            held = buffers[i]
+            self._held.append(held)
+            self.lines.data[i] = &held[0] if held.shape[0] else NULL
+            sizes.append(held.shape[0])
+        for r in range(n):
+            memcpy(&length, self.lines.views + 16 * r, 4)
+            if length < 0:
+                raise ValueError("a view with a negative size")
+            if length > 12:
+                memcpy(&index, self.lines.views + 16 * r + 8, 4)
+                memcpy(&offset, self.lines.views + 16 * r + 12, 4)
+                if index < 0 or index >= nbuffers or offset < 0 or offset + <Py_ssize_t> length > sizes[index]:
+                    raise ValueError("a view outside its data buffer")
+            self.lines.bytes += length
+
+    def __dealloc__(self):
+        PyMem_Free(self.lines.data)
+
+
+def scan(const uint8_t[::1] block):
+    """(whether every byte is printable ASCII or a newline, the number of newlines)."""
+    cdef Py_ssize_t p, newlines = 0
+    cdef uint8_t bad = 0, c
+    with nogil:
+        for p in range(block.shape[0]):
+            c = block[p]
+            bad |= (<uint8_t> (c - 32) > 94) & (c != 10)
+            newlines += c == 10
+    return not bad, newlines
+
+
+def split(const uint8_t[::1] block, uint8_t[::1] views, int64_t[::1] sizes):
+    """The block's lines (without their newlines) as string views into it (buffer 0), and each line's size
+    with its newline (the last line has none unless the block ends in one). Returns the longest size."""
+    cdef Py_ssize_t n = sizes.shape[0], r = 0, start = 0, end, longest = 0
+    cdef const uint8_t *base = &block[0] if block.shape[0] else NULL
+    cdef const uint8_t *hit
+    cdef int32_t length, at
+    if block.shape[0] >= 2 ** 31:
+        raise ValueError("string views address at most 2 GiB")
+    if views.shape[0] != 16 * n:
+        raise ValueError("views: 16 bytes a line")
+    if n:
+        memset(&views[0], 0, views.shape[0])
+    with nogil:
+        while r < n and start <= block.shape[0]:
+            hit = <const uint8_t *> memchr(base + start, 10, block.shape[0] - start) if start < block.shape[0] else NULL
+            end = block.shape[0] if hit == NULL else hit - base
+            length = <int32_t> (end - start)
+            memcpy(&views[16 * r], &length, 4)
+            if length <= 12:
+                if length:
+                    memcpy(&views[16 * r + 4], base + start, length)
+            else:
+                memcpy(&views[16 * r + 4], base + start, 4)
+                at = <int32_t> start
+                memcpy(&views[16 * r + 12], &at, 4)
+            sizes[r] = end - start + (1 if hit != NULL else 0)
+            if sizes[r] > longest:
+                longest = sizes[r]
+            start = end + 1
+            r += 1
+    if r != n:
+        raise ValueError("fewer lines than sizes")
+    return longest
 
 
 
@@ -58,12 +170,12 @@ cdef inline Py_ssize_t _view(
     return used + size
 
 
-def _check(data, offsets, views, validity, out, Py_ssize_t values):
-    cdef Py_ssize_t n = len(offsets) - 1
-    if len(data) >= 2 ** 31:
+def _check(_Source source, views, validity, out, Py_ssize_t values):
+    cdef Py_ssize_t n = source.lines.count
+    if source.lines.bytes >= 2 ** 31:
         raise ValueError("string views address at most 2 GiB")
-    if out.shape[0] < values or out.shape[1] < len(data):
-        raise ValueError("out: one row as long as data per value")
+    if out.shape[0] < values or out.shape[1] < source.lines.bytes:
+        raise ValueError("out: one row as long as the lines per value")
     if views.shape[0] < values or views.shape[1] != 16 * n:
         raise ValueError("views: one row of 16 bytes a line per value")
     if validity.shape[0] < values or validity.shape[1] != (n + 7) // 8:
@@ -71,8 +183,8 @@ def _check(data, offsets, views, validity, out, Py_ssize_t values):
 
 
 def cef_values(
-    const uint8_t[::1] data,
-    const int64_t[::1] offsets,
+    const uint8_t[::1] lines,
+    buffers,
     keys,
     uint8_t[:, ::1] views,
     uint8_t[:, ::1] validity,
@@ -85,10 +197,11 @@ def cef_values(
     left to right without overlap; a value runs to the space before the next key, the last one with
     trailing blanks removed. ``shape[r]`` is 1 when the line has a header (``CEF:`` and seven pipes after
     it) holding no backslash, and every byte is printable ASCII; else 0, and its values are absent."""
-    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef _Source source = _Source(lines, buffers)
+    cdef Py_ssize_t n = source.lines.count
     cdef Py_ssize_t nkeys = len(keys)
     cdef Py_ssize_t r, k, i, p, q, a, b, ext, bars, key_start, key_end, last
-    cdef const uint8_t *base = &data[0] if data.shape[0] else NULL
+    cdef const uint8_t *base
     cdef const uint8_t *hit
     cdef uint8_t c
     cdef Py_ssize_t[64] key_len
@@ -98,7 +211,7 @@ def cef_values(
     cdef Py_ssize_t[64] used
     if nkeys > 64:
         raise ValueError("at most 64 keys")
-    _check(data, offsets, views, validity, out, nkeys)
+    _check(source, views, validity, out, nkeys)
     key_bytes = [bytes(key) for key in keys]
     for k in range(nkeys):
         key_len[k] = len(key_bytes[k])
@@ -109,8 +222,8 @@ def cef_values(
         memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
         memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
         for r in range(n):
-            a = offsets[r]
-            b = offsets[r + 1]
+            base = _line(&source.lines, r, &b)
+            a = 0
             shape[r] = 0
             if b == a or not (plain or _printable(base + a, b - a)):
                 continue
@@ -179,8 +292,8 @@ def cef_values(
 
 
 def w3c_values(
-    const uint8_t[::1] data,
-    const int64_t[::1] offsets,
+    const uint8_t[::1] lines,
+    buffers,
     Py_ssize_t count,
     const int64_t[::1] wanted,
     uint8_t[:, ::1] views,
@@ -194,10 +307,11 @@ def w3c_values(
     not starting with ``#`` or a space nor ending in one, ``count`` values each separated by one space and
     each bare (no quote) or wholly quoted (no quote inside) — and, if so, each ``wanted`` value (field
     indexes, ascending), quotes excluded. Other lines get ``shape[r] = 0`` and absent values."""
-    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef _Source source = _Source(lines, buffers)
+    cdef Py_ssize_t n = source.lines.count
     cdef Py_ssize_t nwanted = wanted.shape[0]
     cdef Py_ssize_t r, k, p, q, a, b, token, j, vs, ve, quotes, quoted
-    cdef const uint8_t *base = &data[0] if data.shape[0] else NULL
+    cdef const uint8_t *base
     cdef const uint8_t *hit
     cdef bint ok
     cdef Py_ssize_t[64] first
@@ -207,7 +321,7 @@ def w3c_values(
         raise ValueError("at most 64 wanted values")
     if rows.shape[0] != n:
         raise ValueError("rows: one flag a line")
-    _check(data, offsets, views, validity, out, nwanted)
+    _check(source, views, validity, out, nwanted)
     for k in range(64):
         used[k] = 0
     with nogil:
@@ -217,8 +331,8 @@ def w3c_values(
             shape[r] = 0
             if not rows[r]:
                 continue
-            a = offsets[r]
-            b = offsets[r + 1]
+            base = _line(&source.lines, r, &b)
+            a = 0
             if b == a or base[a] == 35 or base[a] == 32 or base[b - 1] == 32:
                 continue
             if not (plain or _printable(base + a, b - a)):

@@ -17,6 +17,8 @@ from typing import IO, Any, ClassVar
 
 import polars as pl
 
+from trustplane.discovery.parsers import native
+
 ALLOWED = "allowed"
 BLOCKED = "blocked"
 
@@ -290,7 +292,15 @@ def block_lines(
     line is printable ASCII — split natively (no Python step per line) — or None when the block needs the
     per-line reader: undecodable bytes or a line over the limit. The text equals ``read_lines``: the newline
     and any ``\\r`` before it removed."""
-    plain = block.isascii() and not block.translate(None, _PRINTABLE)
+    if native.available():  # one pass in C: the lines as views into the block, no copy
+        split = native.split_block(block, max_line_bytes)
+        if split is None:
+            return None
+        if split is not False:
+            return split[0], split[1], True
+        plain = False
+    else:
+        plain = block.isascii() and not block.translate(None, _PRINTABLE)
     ends = block.endswith(b"\n")
     lines: pl.Series | None = None
     sizes: pl.Series | None = None

@@ -281,8 +281,8 @@ def _native_values(
     function adding the values of other keys of ``_ALL_KEYS`` to the frame."""
     found = native.Values.allocate(native.LineBuffers.of(series), len(_ALL_KEYS))
     found.used = native.tokens().cef_values(
-        found.lines.data,
-        found.lines.offsets,
+        found.lines.views,
+        found.lines.buffers,
         _ALL_KEY_BYTES,
         found.views,
         found.validity,

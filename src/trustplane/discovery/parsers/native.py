@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -52,28 +52,52 @@ def tokens() -> Any:
 
 @dataclass
 class LineBuffers:
-    """A batch of lines as the tokeniser reads them: their bytes (``buffer``, viewed as ``data``) and
-    ``n + 1`` int64 boundaries."""
+    """A batch of lines as the tokeniser reads them: polars' own string views and data buffers (no copy),
+    and the lines' total size in bytes."""
 
-    buffer: pa.Buffer
-    data: memoryview
-    offsets: memoryview
+    views: memoryview
+    buffers: list[memoryview]
     count: int
+    size: int
+    _held: pa.Array
 
     @classmethod
     def of(cls, lines: pl.Series) -> LineBuffers:
-        array = lines.to_arrow()
+        array = lines.to_arrow(compat_level=pl.CompatLevel.newest())
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
-        if array.type != pa.large_string():
-            array = array.cast(pa.large_string())
-        _validity, offsets, data = array.buffers()
+        if array.type != pa.string_view():
+            array = array.cast(pa.string_view())
+        buffers = array.buffers()
         n = len(array)
-        assert offsets is not None  # a string array always has offsets
-        bounds = memoryview(offsets).cast("B").cast("q")[array.offset : array.offset + n + 1]
-        if data is None:
-            data = pa.py_buffer(b"")
-        return cls(data, memoryview(data).cast("B"), bounds, n)
+        views = memoryview(buffers[1]).cast("B")[16 * array.offset : 16 * (array.offset + n)]
+        data = [memoryview(b).cast("B") if b is not None else memoryview(b"") for b in buffers[2:]]
+        return cls(views, data, n, int(lines.str.len_bytes().sum() or 0), array)
+
+
+def split_block(block: bytes, max_line_bytes: int) -> tuple[pl.Series, pl.Series] | Literal[False] | None:
+    """A block of whole lines cut by the C tokeniser: (lines as string views into the block, each line's size
+    with its newline); None when a line is over ``max_line_bytes``; False when the block is not all
+    printable ASCII (the caller's general path handles it)."""
+    module = tokens()
+    plain, newlines = module.scan(block)
+    if not plain:
+        return False
+    n = newlines + (0 if block.endswith(b"\n") or not block else 1)
+    views = pa.allocate_buffer(16 * n)
+    sizes = pa.allocate_buffer(8 * n)
+    longest = module.split(block, memoryview(views).cast("B"), memoryview(sizes).cast("B").cast("q"))
+    if longest > max_line_bytes + 1:
+        return None
+    if n and not block.endswith(b"\n") and _last_size(sizes, n) > max_line_bytes:  # the file's last line
+        return None
+    text = pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(block)])
+    counts = pa.Array.from_buffers(pa.int64(), n, [None, sizes])
+    return pl.Series("line", pl.from_arrow(text)), pl.Series("size", pl.from_arrow(counts))
+
+
+def _last_size(sizes: pa.Buffer, n: int) -> int:
+    return int(memoryview(sizes).cast("B").cast("q")[n - 1])
 
 
 @dataclass
@@ -101,7 +125,7 @@ class Values:
         bitmap = (n + 7) // 8
         views = pa.allocate_buffer(16 * n * values)
         validity = pa.allocate_buffer(bitmap * values)
-        size = max(len(lines.data), 1)
+        size = max(lines.size, 1)
         out = pa.allocate_buffer(size * values)  # reserved, not touched: a page counts once written
         shape = pa.allocate_buffer(n)
         return cls(

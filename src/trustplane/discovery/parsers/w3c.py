@@ -311,8 +311,8 @@ class _Tokeniser:
         rows_buffer = pa.py_buffer(b"\x01" * n) if rows is None else rows.to_arrow().buffers()[1]
         found = native.Values.allocate(self.lines, len(wanted))
         found.used = native.tokens().w3c_values(
-            self.lines.data,
-            self.lines.offsets,
+            self.lines.views,
+            self.lines.buffers,
             count,
             memoryview(pa.py_buffer(b"".join(k.to_bytes(8, "little") for k in wanted))).cast("B").cast("q"),
             found.views,
