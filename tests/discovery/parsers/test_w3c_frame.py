@@ -78,11 +78,25 @@ DATES = st.sampled_from(
         "-",
         "2026/11/02",
         '"2026-11-02"',
+        # the calendar: leap days in leap years only, months of 30 days, no month or day 0 or 13
+        "2024-02-29",
+        "2000-02-29",
+        "2026-02-29",
+        "1900-02-29",
+        "2026-04-31",
+        "2026-12-31",
+        "2026-13-01",
+        "2026-00-10",
+        "2026-11-00",
+        "0001-01-01",
+        "9999-12-31",
+        "1969-12-31",
     ]
 )
 CLOCKS = st.sampled_from(
     ["09:00:01", "23:59:59", "09:00:01.5", "09:00:01.123456789", "09:00:01.", "24:00:00", "09:60:00",
-     "09:00:60", "9:00:01", "09:00", "-", "09:00:01.x"]
+     "09:00:60", "9:00:01", "09:00", "-", "09:00:01.x", "09:00:01.0000009", "00:00:00.000001", "09:00:01,5",
+     "09-00-01", " 09:00:01"]
 )  # fmt: skip
 GOOD_VALUES = st.sampled_from(
     [
@@ -315,3 +329,15 @@ def test_a_failing_columnar_parse_leaves_the_fields_for_the_per_line_fallback(
     batches = list(parse_stream(io.BytesIO("\n".join(lines).encode()), parser, stats, columnar=True))
     assert sum(b.frame.height for b in batches if b.frame is not None) == 45
     assert dict(stats.reasons) == {"directive": 1}
+
+
+def test_every_date_and_clock_of_the_strategies_reads_as_the_per_line_time() -> None:
+    """Each date against each clock in one batch (the calendar and clock rules, deterministically)."""
+    dates, clocks = DATES.elements, CLOCKS.elements
+    fields = "date time c-ip cs-host sc-bytes cs-bytes sc-filter-result s-action".split()
+    lines = [
+        f"{date} {clock} 10.0.0.{i % 250} h{i}.example.org {i} {i * 2} {'DENIED' if i % 3 else 'ok'} x_denied"
+        for i, (date, clock) in enumerate((d, c) for d in dates for c in clocks)
+    ]
+    parser = _assert_same(lines, fields)
+    assert parser.state() == {"fields": fields}

@@ -291,6 +291,116 @@ def cef_values(
     return [used[k] for k in range(nkeys)]
 
 
+
+# ---- W3C facts: what a regular line's date, time, byte counts and filter result say ----------------------
+
+cdef inline bint _given(const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    """``w3c._present``: a value that is not empty nor ``-``."""
+    return n > 0 and not (n == 1 and s[0] == 45)
+
+
+cdef inline bint _all_digits(const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if s[i] < 48 or s[i] > 57:
+            return False
+    return True
+
+
+cdef inline int64_t _number(const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    cdef int64_t v = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = v * 10 + (s[i] - 48)
+    return v
+
+
+cdef inline bint _count(const uint8_t *s, Py_ssize_t n, int64_t *value) noexcept nogil:
+    """``to_int`` on a present value: blanks around it off, then 1 to 18 digits."""
+    while n and s[0] == 32:
+        s += 1
+        n -= 1
+    while n and s[n - 1] == 32:
+        n -= 1
+    if n < 1 or n > 18 or not _all_digits(s, n):
+        return False
+    value[0] = _number(s, n)
+    return True
+
+
+cdef inline int64_t _days(int64_t y, int64_t m, int64_t d) noexcept nogil:
+    """Days from 1970-01-01 to a proleptic Gregorian date (the civil-from-days inverse)."""
+    cdef int64_t era, yoe, doy, doe
+    if m <= 2:
+        y -= 1
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef inline bint _stamp(
+    const uint8_t *date, Py_ssize_t dn, const uint8_t *clock, Py_ssize_t cn, int64_t *micros
+) noexcept nogil:
+    """The columnar W3C time rule: ``YYYY-MM-DD`` (a real date, year 1 or later) and ``HH:MM:SS`` with an
+    optional ``.`` and digits; microseconds since the epoch, the fraction's first six digits."""
+    cdef int64_t y, m, d, h, mi, sec, frac = 0, dim
+    cdef Py_ssize_t i
+    if dn != 10 or date[4] != 45 or date[7] != 45:
+        return False
+    if not (_all_digits(date, 4) and _all_digits(date + 5, 2) and _all_digits(date + 8, 2)):
+        return False
+    if cn < 8 or clock[2] != 58 or clock[5] != 58:
+        return False
+    if not (_all_digits(clock, 2) and _all_digits(clock + 3, 2) and _all_digits(clock + 6, 2)):
+        return False
+    if cn > 8 and (clock[8] != 46 or not _all_digits(clock + 9, cn - 9)):
+        return False
+    y = _number(date, 4)
+    m = _number(date + 5, 2)
+    d = _number(date + 8, 2)
+    h = _number(clock, 2)
+    mi = _number(clock + 3, 2)
+    sec = _number(clock + 6, 2)
+    if y < 1 or m < 1 or m > 12 or d < 1 or h > 23 or mi > 59 or sec > 59:
+        return False
+    if m == 2:
+        dim = 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    elif m == 4 or m == 6 or m == 9 or m == 11:
+        dim = 30
+    else:
+        dim = 31
+    if d > dim:
+        return False
+    for i in range(6):
+        frac = frac * 10 + (clock[9 + i] - 48 if 9 + i < cn else 0)
+    micros[0] = ((_days(y, m, d) * 24 + h) * 60 + mi) * 60 * 1000000 + sec * 1000000 + frac
+    return True
+
+
+cdef inline bint _upper_is(const uint8_t *s, Py_ssize_t n, const char *word, Py_ssize_t wn) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    if n != wn:
+        return False
+    for i in range(n):
+        c = s[i]
+        if 97 <= c <= 122:
+            c -= 32
+        if c != <uint8_t> word[i]:
+            return False
+    return True
+
+
+cdef inline bint _upper_holds(const uint8_t *s, Py_ssize_t n, const char *word, Py_ssize_t wn) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n - wn + 1):
+        if _upper_is(s + i, wn, word, wn):
+            return True
+    return False
+
+
 def w3c_values(
     const uint8_t[::1] lines,
     buffers,
@@ -302,11 +412,20 @@ def w3c_values(
     uint8_t[::1] shape,
     const uint8_t[::1] rows,
     bint plain,
+    const int64_t[::1] slots=None,
+    int64_t[:, ::1] facts=None,
+    uint8_t[:, ::1] known=None,
 ):
     """For each line with ``rows[r]`` set: whether it is regular for ``w3c._columns`` — printable ASCII,
     not starting with ``#`` or a space nor ending in one, ``count`` values each separated by one space and
     each bare (no quote) or wholly quoted (no quote inside) — and, if so, each ``wanted`` value (field
-    indexes, ascending), quotes excluded. Other lines get ``shape[r] = 0`` and absent values."""
+    indexes, ascending), quotes excluded. Other lines get ``shape[r] = 0`` and absent values.
+
+    With ``slots`` (the places in ``wanted`` of date, time, sc-bytes, cs-bytes, sc-filter-result and
+    s-action; -1 for a field the run has not), a line is regular only if its date and time follow the
+    columnar rule, and ``facts`` gets per line its time in microseconds since the epoch, bytes down, bytes
+    up (their bits in ``known`` rows 0 and 1: set when the value is a count) and whether the filter blocked
+    it (sc-filter-result ``DENIED`` or s-action holding ``DENIED``, any case)."""
     cdef _Source source = _Source(lines, buffers)
     cdef Py_ssize_t n = source.lines.count
     cdef Py_ssize_t nwanted = wanted.shape[0]
@@ -317,10 +436,27 @@ def w3c_values(
     cdef Py_ssize_t[64] first
     cdef Py_ssize_t[64] until
     cdef Py_ssize_t[64] used
+    cdef Py_ssize_t[6] slot
+    cdef bint with_facts = slots is not None
+    cdef int64_t number
+    cdef Py_ssize_t vs2, ve2
     if nwanted > 64:
         raise ValueError("at most 64 wanted values")
     if rows.shape[0] != n:
         raise ValueError("rows: one flag a line")
+    if with_facts:
+        if slots.shape[0] != 6 or facts is None or known is None:
+            raise ValueError("facts need 6 slots, a facts matrix and known bits")
+        if facts.shape[0] != 4 or facts.shape[1] != n or known.shape[0] != 2 or known.shape[1] != (n + 7) // 8:
+            raise ValueError("facts: 4 rows of a value a line; known: 2 rows of a bit a line")
+        for k in range(6):
+            slot[k] = slots[k]
+            if slot[k] >= nwanted:
+                raise ValueError("a slot outside the wanted values")
+        if slot[0] < 0 or slot[1] < 0:
+            raise ValueError("facts need the date and the time")
+        memset(&known[0, 0], 0, known.shape[0] * known.shape[1])
+        memset(&facts[0, 0], 0, facts.shape[0] * facts.shape[1] * sizeof(int64_t))
     _check(source, views, validity, out, nwanted)
     for k in range(64):
         used[k] = 0
@@ -382,6 +518,37 @@ def w3c_values(
                         ok = False
                         break
             if ok and token == count and quotes == 2 * quoted:
+                if with_facts:
+                    # the time: both values present and in the columnar form, else parse_line decides
+                    vs = first[slot[0]]
+                    ve = until[slot[0]]
+                    vs2 = first[slot[1]]
+                    ve2 = until[slot[1]]
+                    if not (
+                        _given(base + vs, ve - vs)
+                        and _given(base + vs2, ve2 - vs2)
+                        and _stamp(base + vs, ve - vs, base + vs2, ve2 - vs2, &facts[0, r])
+                    ):
+                        continue
+                    for k in range(2):  # bytes down (sc-bytes), bytes up (cs-bytes)
+                        facts[1 + k, r] = 0
+                        if slot[2 + k] >= 0:
+                            vs = first[slot[2 + k]]
+                            ve = until[slot[2 + k]]
+                            if _given(base + vs, ve - vs) and _count(base + vs, ve - vs, &number):
+                                facts[1 + k, r] = number
+                                known[k, r >> 3] |= <uint8_t> (1 << (r & 7))
+                    facts[3, r] = 0
+                    if slot[4] >= 0:
+                        vs = first[slot[4]]
+                        ve = until[slot[4]]
+                        if _upper_is(base + vs, ve - vs, b"DENIED", 6):
+                            facts[3, r] = 1
+                    if slot[5] >= 0 and not facts[3, r]:
+                        vs = first[slot[5]]
+                        ve = until[slot[5]]
+                        if _upper_holds(base + vs, ve - vs, b"DENIED", 6):
+                            facts[3, r] = 1
                 shape[r] = 1
                 for k in range(j):
                     used[k] = _view(

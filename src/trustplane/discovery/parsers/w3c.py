@@ -13,6 +13,7 @@ that run's fields, so both paths give the same records and reasons (tests/…/te
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,6 +209,8 @@ _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 # A superset of the directive lines: the first character that is not blank (in any sense) is "#".
 _DIRECTIVE_CANDIDATE = r"^[^\x21-\x7e]*#"
 _NULL = pl.lit(None, pl.String)
+# What the C tokeniser reads itself, in its order: the time, bytes down and up, the filter's verdict.
+_FACT_FIELDS = ("date", "time", "sc-bytes", "cs-bytes", "sc-filter-result", "s-action")
 # Every field parse_line reads.
 _WANTED = (
     "date", "time", "cs-uri", "cs-uri-scheme", "cs-uri-path", "cs-uri-stem", "cs-uri-query", "cs-uri-port",
@@ -301,8 +304,11 @@ class _Tokeniser:
         self.lines = lines
         self.plain = plain
 
-    def values(self, part: pl.DataFrame, wanted: list[int], count: int) -> pl.DataFrame:
-        """``part``'s ``i`` and ``shape`` with a ``v{k}`` column per wanted field (``_present`` applied)."""
+    def values(
+        self, part: pl.DataFrame, wanted: list[int], count: int, index: dict[str, int]
+    ) -> pl.DataFrame:
+        """``part``'s ``i`` and ``shape`` with a ``v{k}`` column per wanted field (``_present`` applied), and
+        what the tokeniser read of the time, the byte counts and the filter result (``_FACTS``)."""
         n = self.lines.count
         rows: pl.Series | None = None
         if part.height < n:  # some runs of the batch: their lines
@@ -310,6 +316,9 @@ class _Tokeniser:
             rows.scatter(part.get_column("i"), 1)
         rows_buffer = pa.py_buffer(b"\x01" * n) if rows is None else rows.to_arrow().buffers()[1]
         found = native.Values.allocate(self.lines, len(wanted))
+        slots = [wanted.index(index[name]) if name in index else -1 for name in _FACT_FIELDS]
+        facts = pa.allocate_buffer(4 * 8 * n)
+        known = pa.allocate_buffer(2 * ((n + 7) // 8))
         found.used = native.tokens().w3c_values(
             self.lines.views,
             self.lines.buffers,
@@ -321,9 +330,30 @@ class _Tokeniser:
             found.shape,
             memoryview(rows_buffer).cast("B")[:n],
             self.plain,
+            memoryview(pa.py_buffer(b"".join(k.to_bytes(8, "little", signed=True) for k in slots)))
+            .cast("B")
+            .cast("q"),
+            memoryview(facts).cast("B").cast("q", [4, n]),
+            memoryview(known).cast("B").cast("B", [2, (n + 7) // 8]),
         )
         names = [f"v{k}" for k in wanted]
-        frame = pl.DataFrame([found.regular(), *found.columns(range(len(wanted)), names)]).with_row_index("i")
+        bitmap = (n + 7) // 8
+
+        def fact(row: int, bits: int | None = None) -> pl.Series:
+            validity = None if bits is None else known.slice(bits * bitmap, bitmap)
+            array = pa.Array.from_buffers(pa.int64(), n, [validity, facts.slice(row * 8 * n, 8 * n)])
+            return pl.Series(pl.from_arrow(array))
+
+        frame = pl.DataFrame(
+            [
+                found.regular(),
+                *found.columns(range(len(wanted)), names),
+                fact(0).cast(pl.Datetime("us", "UTC")).alias("_time"),
+                fact(1, 0).alias("_down"),
+                fact(2, 1).alias("_up"),
+                (fact(3) != 0).alias("_blocked"),
+            ]
+        ).with_row_index("i")
         frame = frame.with_columns(_present(pl.col(name)).alias(name) for name in names)
         return frame if rows is None else frame.filter(rows.cast(pl.Boolean))
 
@@ -336,7 +366,7 @@ def _columns(
         return _all_irregular(part)
     wanted = sorted({index[name] for name in _WANTED if name in index})
     if tokeniser is not None:
-        return _value_columns(tokeniser.values(part, wanted, count), index)
+        return _value_columns(tokeniser.values(part, wanted, count, index), index)
     tokens = pl.col("t").list
     part = part.select(
         "i",
@@ -374,25 +404,11 @@ def _value_columns(part: pl.DataFrame, index: dict[str, int]) -> tuple[pl.DataFr
             return _NULL
         return columns[0] if len(columns) == 1 else pl.coalesce(columns)
 
-    date, clock = get("date"), get("time")
-    day = date.str.to_date("%Y-%m-%d", strict=False)
-    hour, minute, second = (clock.str.slice(a, 2).cast(pl.Int64, strict=False) for a in (0, 3, 6))
-    fraction = part.select(clock.str.len_bytes().max()).item() or 0
-    micros = (  # only a batch with fractions of a second pays for them
-        (clock.str.slice(9) + "000000").str.head(6).cast(pl.Int64, strict=False)
-        if fraction > 8
-        else pl.lit(0)
+    time, time_ok, bytes_up, bytes_down, blocked = (
+        _facts_read()
+        if "_time" in part.columns  # the C tokeniser read them (and only vouched for lines with a good time)
+        else _facts(part, get)
     )
-    time_ok = (
-        date.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-        & (date.str.head(4) != "0000")  # a year Python's datetime has not
-        & day.is_not_null()
-        & clock.str.contains(r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?$")
-        & (hour < 24)
-        & (minute < 60)
-        & (second < 60)
-    )
-    stamp = day.cast(pl.Int64) * 86_400_000_000 + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros
     host, url = get(*_HOST_FIELDS), get("cs-uri")
     query, port = get("cs-uri-query"), get("cs-uri-port")
     rebuilt = pl.concat_str(
@@ -436,23 +452,61 @@ def _value_columns(part: pl.DataFrame, index: dict[str, int]) -> tuple[pl.DataFr
     destination = destination | (url.is_null() & dest_ip.is_not_null())  # an IP for its destination
     result = part.select(
         "i",
-        stamp.cast(pl.Datetime("us", "UTC")).alias("time"),
+        time.alias("time"),
         get("c-ip").alias("source_ip"),
         pl.when(user.is_in(["", "-", "None", "NA", "N/A", '""'])).then(_NULL).otherwise(user).alias("user"),
         dest_host.alias("dest_host"),
         dest_url.alias("dest_url"),
         dest_ip.alias("dest_ip"),
-        _count(get(*_BYTES_UP)).alias("bytes_up"),
-        _count(get(*_BYTES_DOWN)).alias("bytes_down"),
+        bytes_up.alias("bytes_up"),
+        bytes_down.alias("bytes_down"),
         pl.lit(None, pl.Int64).alias("bytes_total"),
-        (
-            (get("sc-filter-result").str.to_uppercase() == "DENIED").fill_null(False)
-            | get("s-action").str.to_uppercase().str.contains("DENIED", literal=True).fill_null(False)
-        ).alias("blocked"),
+        blocked.alias("blocked"),
         (pl.col("shape") & time_ok & destination).fill_null(False).alias("regular"),
     )
     good = result.filter("regular").select(list(FRAME_SCHEMA))
     return good, result.select("i", "regular")
+
+
+def _facts_read() -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """``_facts`` as the C tokeniser's columns."""
+    return pl.col("_time"), pl.lit(True), pl.col("_up"), pl.col("_down"), pl.col("_blocked")
+
+
+def _facts(
+    part: pl.DataFrame, get: Callable[..., pl.Expr]
+) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """The time (and whether the date and time follow the columnar rule), the bytes up and down, and
+    whether the filter blocked the request, from the value columns."""
+    date, clock = get("date"), get("time")
+    day = date.str.to_date("%Y-%m-%d", strict=False)
+    hour, minute, second = (clock.str.slice(a, 2).cast(pl.Int64, strict=False) for a in (0, 3, 6))
+    fraction = part.select(clock.str.len_bytes().max()).item() or 0
+    micros = (  # only a batch with fractions of a second pays for them
+        (clock.str.slice(9) + "000000").str.head(6).cast(pl.Int64, strict=False)
+        if fraction > 8
+        else pl.lit(0)
+    )
+    time_ok = (
+        date.str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+        & (date.str.head(4) != "0000")  # a year Python's datetime has not
+        & day.is_not_null()
+        & clock.str.contains(r"^[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?$")
+        & (hour < 24)
+        & (minute < 60)
+        & (second < 60)
+    )
+    stamp = day.cast(pl.Int64) * 86_400_000_000 + ((hour * 60 + minute) * 60 + second) * 1_000_000 + micros
+    blocked = (get("sc-filter-result").str.to_uppercase() == "DENIED").fill_null(False) | get(
+        "s-action"
+    ).str.to_uppercase().str.contains("DENIED", literal=True).fill_null(False)
+    return (
+        stamp.cast(pl.Datetime("us", "UTC")),
+        time_ok,
+        _count(get(*_BYTES_UP)),
+        _count(get(*_BYTES_DOWN)),
+        blocked,
+    )
 
 
 def _present(value: pl.Expr) -> pl.Expr:
