@@ -6,6 +6,7 @@ test_cef_frame.py and test_w3c_frame.py, with and without it.)"""
 from __future__ import annotations
 
 import os
+from array import array
 
 import polars as pl
 import pytest
@@ -109,7 +110,7 @@ def w3c_found(
         buffers.views,
         buffers.buffers,
         count,
-        memoryview(b"".join(k.to_bytes(8, "little") for k in wanted)).cast("q"),
+        memoryview(array("q", wanted)),
         found.views,
         found.validity,
         found.out,

@@ -141,10 +141,11 @@ for _c in range(256):
     )
 
 
-cdef inline bint _printable(const uint8_t *line, Py_ssize_t size) noexcept nogil:
-    cdef Py_ssize_t p
-    for p in range(size):
-        if line[p] < 32 or line[p] > 126:
+cdef inline bint _within(const uint8_t *s, Py_ssize_t n, uint8_t low, uint8_t high) noexcept nogil:
+    """Every byte of ``s[:n]`` between ``low`` and ``high``: printable ASCII is 32-126, digits 48-57."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if s[i] < low or s[i] > high:
             return False
     return True
 
@@ -225,7 +226,7 @@ def cef_values(
             base = _line(&source.lines, r, &b)
             a = 0
             shape[r] = 0
-            if b == a or not (plain or _printable(base + a, b - a)):
+            if b == a or not (plain or _within(base + a, b - a, 32, 126)):
                 continue
             # the header: through the seventh pipe after the first "CEF:", no backslash in it
             p = a
@@ -299,14 +300,6 @@ cdef inline bint _given(const uint8_t *s, Py_ssize_t n) noexcept nogil:
     return n > 0 and not (n == 1 and s[0] == 45)
 
 
-cdef inline bint _all_digits(const uint8_t *s, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if s[i] < 48 or s[i] > 57:
-            return False
-    return True
-
-
 cdef inline int64_t _number(const uint8_t *s, Py_ssize_t n) noexcept nogil:
     cdef int64_t v = 0
     cdef Py_ssize_t i
@@ -322,7 +315,7 @@ cdef inline bint _count(const uint8_t *s, Py_ssize_t n, int64_t *value) noexcept
         n -= 1
     while n and s[n - 1] == 32:
         n -= 1
-    if n < 1 or n > 18 or not _all_digits(s, n):
+    if n < 1 or n > 18 or not _within(s, n, 48, 57):
         return False
     value[0] = _number(s, n)
     return True
@@ -349,13 +342,13 @@ cdef inline bint _stamp(
     cdef Py_ssize_t i
     if dn != 10 or date[4] != 45 or date[7] != 45:
         return False
-    if not (_all_digits(date, 4) and _all_digits(date + 5, 2) and _all_digits(date + 8, 2)):
+    if not (_within(date, 4, 48, 57) and _within(date + 5, 2, 48, 57) and _within(date + 8, 2, 48, 57)):
         return False
     if cn < 8 or clock[2] != 58 or clock[5] != 58:
         return False
-    if not (_all_digits(clock, 2) and _all_digits(clock + 3, 2) and _all_digits(clock + 6, 2)):
+    if not (_within(clock, 2, 48, 57) and _within(clock + 3, 2, 48, 57) and _within(clock + 6, 2, 48, 57)):
         return False
-    if cn > 8 and (clock[8] != 46 or not _all_digits(clock + 9, cn - 9)):
+    if cn > 8 and (clock[8] != 46 or not _within(clock + 9, cn - 9, 48, 57)):
         return False
     y = _number(date, 4)
     m = _number(date + 5, 2)
@@ -471,7 +464,7 @@ def w3c_values(
             a = 0
             if b == a or base[a] == 35 or base[a] == 32 or base[b - 1] == 32:
                 continue
-            if not (plain or _printable(base + a, b - a)):
+            if not (plain or _within(base + a, b - a, 32, 126)):
                 continue
             # every quote must open or close a quoted value: count them all, then the quoted values
             quotes = 0

@@ -102,8 +102,9 @@ def _last_size(sizes: pa.Buffer, n: int) -> int:
 
 @dataclass
 class Values:
-    """What the tokeniser found: per wanted value a ``string_view`` column over the lines' own bytes
-    (``views``, ``validity``: one row each per value) and whether it vouches for each line (``shape``)."""
+    """What the tokeniser found: per wanted value a ``string_view`` column (``views``, ``validity`` and, for
+    values over 12 bytes, their copies in ``out``: one row each per value; ``used``, how much of each ``out``
+    row the tokeniser filled) and whether it vouches for each line (``shape``)."""
 
     lines: LineBuffers
     views: memoryview
@@ -145,12 +146,13 @@ class Values:
         return pl.Series("shape", pl.from_arrow(array)).cast(pl.Boolean)
 
     def columns(self, rows: Sequence[int], names: Sequence[str]) -> list[pl.Series]:
-        """The values at ``rows`` as string columns named ``names`` (null where absent); no bytes copied."""
+        """The values at ``rows`` as string columns named ``names`` (null where absent), over the buffers the
+        tokeniser filled (no further copy)."""
         n = self.lines.count
         bitmap = (n + 7) // 8
         if self.used is None:
             raise RuntimeError("the tokeniser has not run")
-        row_size = self.out.shape[1] if self.out.shape else 0
+        row_size = max(self.lines.size, 1)  # as allocate sized each row of out
         out = []
         for row, name in zip(rows, names, strict=True):
             array = pa.Array.from_buffers(

@@ -13,6 +13,7 @@ that run's fields, so both paths give the same records and reasons (tests/…/te
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -323,16 +324,14 @@ class _Tokeniser:
             self.lines.views,
             self.lines.buffers,
             count,
-            memoryview(pa.py_buffer(b"".join(k.to_bytes(8, "little") for k in wanted))).cast("B").cast("q"),
+            memoryview(array("q", wanted)),
             found.views,
             found.validity,
             found.out,
             found.shape,
             memoryview(rows_buffer).cast("B")[:n],
             self.plain,
-            memoryview(pa.py_buffer(b"".join(k.to_bytes(8, "little", signed=True) for k in slots)))
-            .cast("B")
-            .cast("q"),
+            memoryview(array("q", slots)),
             memoryview(facts).cast("B").cast("q", [4, n]),
             memoryview(known).cast("B").cast("B", [2, (n + 7) // 8]),
         )
