@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -6,6 +7,8 @@ from trustplane.discovery.parsers import BLOCKED, LogParser, Rejection, TrafficR
 from trustplane.discovery.parsers.squid import SquidNativeParser
 
 from .helpers import FIXTURES, mutated_line, parse_fixture
+
+pytestmark = pytest.mark.usefixtures("tokeniser")
 
 
 def test_connect_line_takes_host_from_host_port_and_has_no_url() -> None:
@@ -148,3 +151,20 @@ def test_vectorised_frame_equals_the_per_line_records_for_every_url_peer_and_cod
     assert sorted(rejections, key=repr) == sorted(expected_rejections, key=repr)
     plain_frame, plain_rejections = SquidNativeParser().parse_frame(pl.Series(lines), plain=True)
     assert _rows(plain_frame) == _rows(expected_frame) and plain_rejections == rejections
+
+
+STAMPS = ["1793610001", "1793610001.5", "1793610001.123456", "1793610001.1234565", "1793610001.1234575",
+          "1793610001.9999996", "1793610001.0000005", "0.000001", "99999999999.999", "99999999999.9999999",
+          "100000000000", "1e9", "1793610001.", ".5", "17936100O1.000", "0001793610001.25"]  # fmt: skip
+
+
+def test_timestamps_read_to_the_microsecond_as_the_per_line_parser_reads_them() -> None:
+    tail = "5 10.0.0.1 TCP_MISS/200 10 GET https://a.example.org/ - HIER_DIRECT/1.2.3.4 -"
+    lines = [f"{stamp} {tail}" for stamp in STAMPS]
+    frame, rejections = SquidNativeParser().parse_frame(lines)
+    expected_frame, expected_rejections = _per_line(lines)
+    assert sorted(frame.rows(), key=repr) == sorted(expected_frame.rows(), key=repr)
+    assert rejections == expected_rejections
+    # 1e11 and a fraction that rounds to it are too late, a letter is no number (an exponent or a bare dot
+    # is a float to Python: those lines go to parse_line, which reads them)
+    assert [i for i, _ in rejections] == [9, 10, 14]

@@ -20,7 +20,9 @@ always has room (a value is part of a line); the functions return how much of ea
 ``scan`` and ``split`` cut a block of the file into such a column of lines without copying them."""
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport fabs, modf, round as c_round
 from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport strtod
 from libc.string cimport memchr, memcpy, memset
 
 
@@ -150,12 +152,20 @@ cdef inline bint _within(const uint8_t *s, Py_ssize_t n, uint8_t low, uint8_t hi
     return True
 
 
+cdef inline void _lower(uint8_t *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if 65 <= s[i] <= 90:
+            s[i] += 32
+
+
 cdef inline Py_ssize_t _view(
     uint8_t *views, uint8_t *validity, uint8_t *out, Py_ssize_t used, Py_ssize_t r, const uint8_t *base,
-    Py_ssize_t start, Py_ssize_t end,
+    Py_ssize_t start, Py_ssize_t end, bint lower=False,
 ) noexcept nogil:
     """Line ``r``'s value ``base[start:end]`` as a string view (``views`` and ``validity`` are zeroed), a
-    longer value copied to ``out`` at ``used``; returns the new ``used``."""
+    longer value copied to ``out`` at ``used``; returns the new ``used``. ``lower``: ASCII letters
+    lower-cased (in the view and the copy)."""
     cdef uint8_t *v = views + 16 * r
     cdef int32_t size = <int32_t> (end - start)
     cdef int32_t at = <int32_t> used
@@ -164,10 +174,14 @@ cdef inline Py_ssize_t _view(
     if size <= 12:
         if size:
             memcpy(v + 4, base + start, size)
+            if lower:
+                _lower(v + 4, size)
         return used
-    memcpy(v + 4, base + start, 4)
-    memcpy(v + 12, &at, 4)  # buffer 0 (bytes 8-11) stays 0
     memcpy(out + used, base + start, size)
+    if lower:
+        _lower(out + used, size)
+    memcpy(v + 4, out + used, 4)
+    memcpy(v + 12, &at, 4)  # buffer 0 (bytes 8-11) stays 0
     return used + size
 
 
@@ -548,3 +562,195 @@ def w3c_values(
                         &views[k, 0], &validity[k, 0], &out[k, 0], used[k], r, base, first[k], until[k]
                     )
     return [used[k] for k in range(nwanted)]
+
+
+
+# ---- Squid native: a regular line's record --------------------------------------------------------------
+
+cdef inline bint _epoch_micros(const uint8_t *s, Py_ssize_t n, int64_t *micros) noexcept nogil:
+    """Squid's ``%ts.%03tu``: digits, optionally a dot and digits, under 1e11 seconds; the microseconds as
+    Python's ``datetime.fromtimestamp(float(text))`` has them (the float's fraction, rounded half to even)."""
+    cdef char[64] text
+    cdef double seconds, whole, fraction, rounded
+    cdef Py_ssize_t i, dot = -1
+    if n < 1 or n > 63:
+        return False
+    for i in range(n):
+        if s[i] == 46 and dot < 0:
+            dot = i
+        elif s[i] < 48 or s[i] > 57:
+            return False
+    if dot == 0 or dot == n - 1:
+        return False
+    memcpy(text, s, n)
+    text[n] = 0
+    seconds = strtod(text, NULL)
+    if not seconds < 1e11:
+        return False
+    fraction = modf(seconds, &whole) * 1e6
+    rounded = c_round(fraction)
+    if fabs(fraction - rounded) == 0.5:
+        rounded = 2.0 * c_round(fraction / 2.0)
+    if rounded >= 1e6:
+        rounded -= 1e6
+        whole += 1.0
+    micros[0] = <int64_t> whole * 1000000 + <int64_t> rounded
+    return True
+
+
+cdef inline bint _ip_like(const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    """``squid._is_ip``: digits and dots with a digit among them, or a colon anywhere."""
+    cdef Py_ssize_t i
+    cdef bint digit = False, other = False
+    for i in range(n):
+        if s[i] == 58:
+            return True
+        if 48 <= s[i] <= 57:
+            digit = True
+        elif s[i] != 46:
+            other = True
+    return digit and not other
+
+
+cdef inline Py_ssize_t _find(const uint8_t *s, Py_ssize_t a, Py_ssize_t b, uint8_t c) noexcept nogil:
+    """The first ``c`` in ``s[a:b]``, or -1."""
+    cdef Py_ssize_t i
+    for i in range(a, b):
+        if s[i] == c:
+            return i
+    return -1
+
+
+cdef inline bint _same(const uint8_t *s, const char *word, Py_ssize_t n) noexcept nogil:
+    """``s[:n]`` equals ``word[:n]``."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if s[i] != <uint8_t> word[i]:
+            return False
+    return True
+
+
+cdef inline bint _holds(const uint8_t *s, Py_ssize_t n, const char *word, Py_ssize_t wn) noexcept nogil:
+    """``word`` occurs in ``s[:n]`` (case-sensitive)."""
+    cdef Py_ssize_t i
+    for i in range(n - wn + 1):
+        if _same(s + i, word, wn):
+            return True
+    return False
+
+
+def squid_values(
+    const uint8_t[::1] lines,
+    buffers,
+    uint8_t[:, ::1] views,
+    uint8_t[:, ::1] validity,
+    uint8_t[:, ::1] out,
+    uint8_t[::1] shape,
+    int64_t[:, ::1] numbers,
+    uint8_t[::1] known,
+    bint plain,
+):
+    """For each Squid native line the tokeniser can vouch for (``shape[r]`` 1), what ``squid.parse_line``
+    makes of it: values 0-4 source IP, user, destination host (lower case), URL and destination IP; numbers
+    0-2 the time in microseconds since the epoch, bytes down (its bit in ``known``: set when the size is a
+    count) and whether it was blocked (a ``DENIED`` result code).
+
+    A line it vouches for: printable ASCII; a timestamp (digits, optionally ``.`` and digits, under 1e11)
+    then spaces, then at least nine fields, each separated by one space, none empty, no trailing blank; a
+    result code with a ``/`` after its first byte; a client other than ``-``; a URL other than ``-``
+    without ``@`` or ``[``, whose scheme, if any, is ``http://`` or ``https://`` (lower case) and whose host
+    (to the first of ``:/?#]``, trailing dots off) is not empty; a hierarchy code holding ``/``. Any other
+    line: ``shape[r]`` 0, absent values, for the parser's ``parse_line``."""
+    cdef _Source source = _Source(lines, buffers)
+    cdef Py_ssize_t n = source.lines.count
+    cdef Py_ssize_t r, k, p, q, b, count, slash, host_start, host_end, h
+    cdef const uint8_t *base
+    cdef Py_ssize_t[8] fs
+    cdef Py_ssize_t[8] fe
+    cdef Py_ssize_t[5] used
+    cdef int64_t micros, size
+    cdef bint ok
+    if numbers.shape[0] != 3 or numbers.shape[1] != n or known.shape[0] != (n + 7) // 8:
+        raise ValueError("numbers: 3 rows of a value a line; known: a bit a line")
+    _check(source, views, validity, out, 5)
+    for k in range(5):
+        used[k] = 0
+    with nogil:
+        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
+        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
+        memset(&known[0], 0, known.shape[0])
+        memset(&numbers[0, 0], 0, numbers.shape[0] * numbers.shape[1] * sizeof(int64_t))
+        for r in range(n):
+            shape[r] = 0
+            base = _line(&source.lines, r, &b)
+            if b == 0 or base[b - 1] == 32 or not (plain or _within(base, b, 32, 126)):
+                continue
+            q = _find(base, 0, b, 32)
+            if q < 0 or not _epoch_micros(base, q, &micros):
+                continue
+            p = q
+            while p < b and base[p] == 32:
+                p += 1
+            # the fields after the timestamp: elapsed, client, code, size, method, URL, user, hierarchy, ...
+            count = 0
+            ok = True
+            while p < b:
+                q = _find(base, p, b, 32)
+                if q < 0:
+                    q = b
+                if q == p:  # an empty field: a double space
+                    ok = False
+                    break
+                if count < 8:
+                    fs[count] = p
+                    fe[count] = q
+                count += 1
+                p = q + 1
+            if not ok or count < 9:
+                continue
+            # the result code (2), the client (1), the URL (5), the hierarchy code (7)
+            slash = _find(base, fs[2], fe[2], 47)
+            if slash <= fs[2]:
+                continue
+            if fe[1] - fs[1] == 1 and base[fs[1]] == 45:
+                continue
+            if (fe[5] - fs[5] == 1 and base[fs[5]] == 45) or _find(base, fs[5], fe[5], 64) >= 0:
+                continue
+            if _find(base, fs[5], fe[5], 91) >= 0 or _find(base, fs[7], fe[7], 47) < 0:
+                continue
+            host_start = fs[5]
+            if fe[5] - fs[5] >= 8 and _same(base + fs[5], b"https://", 8):
+                host_start += 8
+            elif fe[5] - fs[5] >= 7 and _same(base + fs[5], b"http://", 7):
+                host_start += 7
+            host_end = fe[5]
+            for h in range(host_start, fe[5]):
+                if base[h] == 58 or base[h] == 47 or base[h] == 63 or base[h] == 35 or base[h] == 93:
+                    host_end = h
+                    break
+            if fe[5] - host_end >= 3 and _same(base + host_end, b"://", 3):
+                continue  # another scheme: parse_line's host_of decides
+            h = host_end
+            while h > host_start and base[h - 1] == 46:
+                h -= 1
+            if h == host_start:
+                continue
+            shape[r] = 1
+            numbers[0, r] = micros
+            if fe[3] - fs[3] <= 18 and _within(base + fs[3], fe[3] - fs[3], 48, 57):
+                numbers[1, r] = _number(base + fs[3], fe[3] - fs[3])
+                known[r >> 3] |= <uint8_t> (1 << (r & 7))
+            numbers[2, r] = _holds(base + fs[2], slash - fs[2], b"DENIED", 6)
+            used[0] = _view(&views[0, 0], &validity[0, 0], &out[0, 0], used[0], r, base, fs[1], fe[1])
+            if not (fe[6] - fs[6] == 1 and base[fs[6]] == 45):
+                used[1] = _view(&views[1, 0], &validity[1, 0], &out[1, 0], used[1], r, base, fs[6], fe[6])
+            used[2] = _view(
+                &views[2, 0], &validity[2, 0], &out[2, 0], used[2], r, base, host_start, h, True
+            )
+            if not (fe[4] - fs[4] == 7 and _same(base + fs[4], b"CONNECT", 7)):
+                used[3] = _view(&views[3, 0], &validity[3, 0], &out[3, 0], used[3], r, base, fs[5], fe[5])
+            slash = _find(base, fs[7], fe[7], 47) + 1
+            if _ip_like(base + slash, fe[7] - slash):
+                used[4] = _view(&views[4, 0], &validity[4, 0], &out[4, 0], used[4], r, base, slash, fe[7])
+    return [used[k] for k in range(5)]
+

@@ -3,9 +3,10 @@
 Whitespace runs separate the fields (``%6tr`` is padded). HTTPS shows as ``CONNECT host:port``; ``-`` is
 empty; a ``*_DENIED`` result code is a blocked request. Extra fields (``log_mime_hdrs``) are ignored.
 
-``parse_frame`` is vectorised with polars: the regular lines are split and typed as columns; any line the
+``parse_frame`` is vectorised: the C tokeniser (``native``) reads a regular line's record in one pass over
+its bytes, or, where it is not built, polars expressions split and type the lines as columns; any line the
 columnar rules do not fully cover (syslog prefix, odd timestamp, a hostname peer, too few fields) goes
-through ``parse_line``, so both paths give the same records and reasons (tests/…/test_squid.py)."""
+through ``parse_line``, so every path gives the same records and reasons (tests/…/test_squid.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import re
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow as pa
 
+from trustplane.discovery.parsers import native
 from trustplane.discovery.parsers.base import (
     ALLOWED,
     BLOCKED,
     EMPTY,
+    FRAME_SCHEMA,
     Lines,
     LogParser,
     ParseOutcome,
@@ -95,11 +99,71 @@ class SquidNativeParser(LogParser):
     def parse_frame(
         self, lines: Lines, *, plain: bool = False
     ) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+        if native.available() and len(lines):
+            return _native_frame(self, lines, plain)
         return _squid_frame(self, lines, plain)
+
+
+_NATIVE_VALUES = ("source_ip", "user", "dest_host", "dest_url", "dest_ip")
+
+
+def _native_frame(
+    parser: SquidNativeParser, lines: Lines, plain: bool
+) -> tuple[pl.DataFrame, list[tuple[int, Rejection]]]:
+    """The C tokeniser's records of the regular lines (``_tokens.squid_values`` says which they are), then
+    ``parse_line`` for the others."""
+    series = lines if isinstance(lines, pl.Series) else pl.Series("line", lines, dtype=pl.String)
+    buffers = native.LineBuffers.of(series)
+    n = buffers.count
+    found = native.Values.allocate(buffers, len(_NATIVE_VALUES))
+    numbers = pa.allocate_buffer(3 * 8 * n)
+    known = pa.allocate_buffer((n + 7) // 8)
+    found.used = native.tokens().squid_values(
+        buffers.views,
+        buffers.buffers,
+        found.views,
+        found.validity,
+        found.out,
+        found.shape,
+        memoryview(numbers).cast("B").cast("q", [3, n]),
+        memoryview(known).cast("B"),
+        plain,
+    )
+
+    def number(row: int, validity: pa.Buffer | None = None) -> pl.Series:
+        array = pa.Array.from_buffers(pa.int64(), n, [validity, numbers.slice(row * 8 * n, 8 * n)])
+        return pl.Series(pl.from_arrow(array))
+
+    values = dict(zip(_NATIVE_VALUES, found.columns(range(len(_NATIVE_VALUES)), _NATIVE_VALUES), strict=True))
+    frame = pl.DataFrame(
+        {
+            "time": number(0).cast(pl.Datetime("us", "UTC")),
+            **values,
+            "bytes_up": pl.Series([None] * n, dtype=pl.Int64),
+            "bytes_down": number(1, known),
+            "bytes_total": pl.Series([None] * n, dtype=pl.Int64),
+            "blocked": number(2) != 0,
+        },
+        schema=FRAME_SCHEMA,
+    )
+    regular = found.regular()
+    if regular.all():
+        return frame, []
+    return with_irregular_lines(
+        parser, lines, pl.DataFrame({"regular": regular}).with_row_index("i"), frame.filter(regular)
+    )
 
 
 # Control characters: Python's str.split() takes some of them (\x0b, \x0c, \x1c-\x1f) as whitespace.
 _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
+
+
+def _micros(seconds: pl.Expr) -> pl.Expr:
+    """``datetime.fromtimestamp``'s microseconds of non-negative epoch seconds: the whole seconds, and their
+    fraction in microseconds rounded half to even (scaling the whole float first rounds differently)."""
+    whole = seconds.floor()
+    fraction = ((seconds - whole) * 1_000_000).round(0, mode="half_to_even")
+    return whole.cast(pl.Int64) * 1_000_000 + fraction.cast(pl.Int64)
 
 
 def _squid_frame(
@@ -188,7 +252,7 @@ def _squid_frame(
     frame = frame.with_columns(regular.alias("regular"))
     everything = frame.get_column("regular").all()
     good = (frame if everything else frame.filter("regular")).select(
-        (pl.col("ts") * 1_000_000).round(0).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias("time"),
+        _micros(pl.col("ts")).cast(pl.Datetime("us", "UTC")).alias("time"),
         "source_ip",
         "user",
         "dest_host",
