@@ -567,12 +567,18 @@ def w3c_values(
 
 # ---- Squid native: a regular line's record --------------------------------------------------------------
 
+cdef double[16] _POWERS
+for _c in range(16):
+    _POWERS[_c] = 10.0 ** _c
+
+
 cdef inline bint _epoch_micros(const uint8_t *s, Py_ssize_t n, int64_t *micros) noexcept nogil:
     """Squid's ``%ts.%03tu``: digits, optionally a dot and digits, under 1e11 seconds; the microseconds as
     Python's ``datetime.fromtimestamp(float(text))`` has them (the float's fraction, rounded half to even)."""
     cdef char[64] text
     cdef double seconds, whole, fraction, rounded
-    cdef Py_ssize_t i, dot = -1
+    cdef Py_ssize_t i, digits, dot = -1
+    cdef int64_t mantissa
     if n < 1 or n > 63:
         return False
     for i in range(n):
@@ -582,9 +588,21 @@ cdef inline bint _epoch_micros(const uint8_t *s, Py_ssize_t n, int64_t *micros) 
             return False
     if dot == 0 or dot == n - 1:
         return False
-    memcpy(text, s, n)
-    text[n] = 0
-    seconds = strtod(text, NULL)
+    # at most 15 digits: the digits as an integer over a power of ten, both exact, divide correctly
+    # rounded (Clinger's fast path); else the C library reads it
+    digits = n - (dot >= 0)
+    if digits <= 15:
+        mantissa = 0
+        for i in range(n):
+            if i != dot:
+                mantissa = mantissa * 10 + (s[i] - 48)
+        seconds = <double> mantissa
+        if dot >= 0:
+            seconds = seconds / _POWERS[n - 1 - dot]
+    else:
+        memcpy(text, s, n)
+        text[n] = 0
+        seconds = strtod(text, NULL)
     if not seconds < 1e11:
         return False
     fraction = modf(seconds, &whole) * 1e6
