@@ -53,8 +53,7 @@ def _destination(host: str) -> str:
 
 def summarise(frame: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One batch's records → (app sums, unmatched sums). Hosts are matched once per distinct value; rows are
-    grouped by their app's number among the batch's apps (a small integer hashes faster than its id), which
-    becomes the id in the grouped frame."""
+    grouped by their app's number among the batch's apps, which becomes the app's id in the grouped frame."""
     if frame.height == 0:
         return _empty_apps(), _empty_unmatched()
     hosts = frame.get_column("dest_host").drop_nulls().unique().to_list()
@@ -93,13 +92,13 @@ def summarise(frame: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, pl.D
         pl.len().cast(pl.Int64).alias("transactions"),
         pl.sum("blocked", "bytes_up", "bytes_down", "traffic"),
     ]
-    app = pl.col("app")
+    app_number = pl.col("app")
     apps = (
-        enriched.filter(app.is_not_null())
+        enriched.filter(app_number.is_not_null())
         .group_by("app", "user_name", "ip_address", "day")
         .agg(*sums)
         .select(
-            pl.lit(pl.Series(app_ids, dtype=pl.String)).gather(app).alias("app_id"),
+            pl.lit(pl.Series(app_ids, dtype=pl.String)).gather(app_number).alias("app_id"),
             *APP_KEYS[1:],
             *SUMS,
         )
@@ -111,7 +110,7 @@ def summarise(frame: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, pl.D
             pl.lit(pl.Series(destinations, dtype=pl.String)).gather("host_code"), pl.col("dest_ip")
         )
         unmatched = (
-            enriched.filter(app.is_null())
+            enriched.filter(app_number.is_null())
             .with_columns(destination.alias("destination"))
             .filter(pl.col("destination").is_not_null())
             .group_by(UNMATCHED_KEYS)

@@ -1,7 +1,8 @@
 """The C tokeniser (``parsers/_tokens.pyx`` through ``parsers.native``) against the Python readers it stands
 in for: a CEF line's values as ``parse_extension`` reads them, a W3C line's values as ``split_values``
-reads them, and which lines it vouches for. (The parsers' frames are compared with ``parse_line`` in
-test_cef_frame.py and test_w3c_frame.py, with and without it.)"""
+reads them (through the record it makes of them), and which lines it vouches for. (The parsers' frames
+are compared with ``parse_line`` in test_cef_frame.py, test_w3c_frame.py and test_squid.py, with and
+without it.)"""
 
 from __future__ import annotations
 
@@ -100,33 +101,47 @@ def test_cef_line_with_a_control_character_or_non_ascii_is_not_vouched_for() -> 
     assert [ok for ok, _ in cef_found(lines, KEYS)] == [False, False, True]
 
 
-def w3c_found(
-    lines: list[str], count: int, wanted: list[int], rows: list[bool] | None = None
-) -> list[object]:
-    buffers = native.LineBuffers.of(pl.Series(lines, dtype=pl.String))
-    found = native.Values.allocate(buffers, len(wanted))
+STAMP = "2026-01-02 03:04:05"  # the date and time every record needs
+
+
+def w3c_found(lines: list[str], count: int, rows: list[bool] | None = None) -> list[object]:
+    """Per line (``STAMP`` and ``count`` values after it): None when the tokeniser does not vouch for it,
+    else [source IP, destination host, URL, destination IP] as it read them — with the values at 0, 1 and 2
+    as the host, the client and the destination IP fields."""
+    buffers = native.LineBuffers.of(pl.Series([f"{STAMP} {line}" for line in lines], dtype=pl.String))
+    n = buffers.count
+    spec = array("q", [-1] * 15)
+    for role, token in ((0, 0), (1, 1), (4, 2), (2, 3), (10, 4)):  # date, time, host, client, destination IP
+        spec[role] = token if token < count + 2 else -1
+    found = native.Values.allocate(buffers, 5)
+    facts = array("q", [0] * (4 * n))
+    known = bytearray(2 * ((n + 7) // 8))
     flags = bytes(1 if r else 0 for r in (rows if rows is not None else [True] * len(lines)))
-    found.used = native.tokens().w3c_values(
+    found.used = native.tokens().w3c_records(
         buffers.views,
         buffers.buffers,
-        count,
-        memoryview(array("q", wanted)),
+        count + 2,
+        memoryview(spec).cast("B").cast("q", [15, 1]),
         found.views,
         found.validity,
         found.out,
         found.shape,
         flags,
         False,
+        memoryview(facts).cast("B").cast("q", [4, n]),
+        memoryview(known).cast("B", [2, (n + 7) // 8]),
     )
-    columns = found.columns(range(len(wanted)), [f"v{k}" for k in wanted])
+    ip, host, url, destination = found.columns([0, 2, 3, 4], ["ip", "host", "url", "destination"])
     regular = found.regular().to_list()
-    return [[c[r] for c in columns] if regular[r] else None for r in range(len(lines))]
+    return [[ip[r], host[r], url[r], destination[r]] if regular[r] else None for r in range(len(lines))]
 
 
-def python_w3c(line: str, count: int, wanted: list[int]) -> object:
-    """The values ``split_values`` reads, for a line the columnar W3C rules call regular: printable ASCII,
-    not a directive, single spaces between values, every quote opening or closing a whole value."""
-    if not line or not all(32 <= ord(c) <= 126 for c in line) or line[0] in "# " or line[-1] == " ":
+def python_w3c(line: str, count: int) -> object:
+    """What ``w3c_found`` should read, by the columnar W3C rules: printable ASCII, not a directive, single
+    spaces between values, every quote opening or closing a whole value; a destination (the host or the
+    destination IP present: not empty nor ``-``)."""
+    line = f"{STAMP} {line}"
+    if not all(32 <= ord(c) <= 126 for c in line) or line[-1] == " ":
         return None
     tokens, rest = [], line
     while True:
@@ -148,10 +163,17 @@ def python_w3c(line: str, count: int, wanted: list[int]) -> object:
         if not rest.startswith(" ") or rest.startswith("  ") or rest == " ":
             return None
         rest = rest[1:]
-    if len(tokens) != count:
+    if len(tokens) != count + 2:
         return None
     assert tokens == split_values(line)  # what parse_line reads from the same line
-    return [tokens[k] for k in wanted]
+
+    def present(k: int) -> str | None:
+        return tokens[k] if k < len(tokens) and tokens[k] not in ("", "-") else None
+
+    host, ip, destination = present(2), present(3), present(4)
+    if host is None and destination is None:
+        return None
+    return [ip, host and host.lower(), host and f"http://{host}/", destination]
 
 
 W3C_TOKEN = st.one_of(
@@ -173,13 +195,16 @@ W3C_TOKEN = st.one_of(
 def test_w3c_values_are_the_python_readers(drawn: list[tuple[list[str], str]]) -> None:
     lines = [sep.join(tokens) if sep else " ".join(tokens) + " " for tokens, sep in drawn]
     for count in (2, 3):
-        wanted = list(range(count))[::2]
-        assert w3c_found(lines, count, wanted) == [python_w3c(line, count, wanted) for line in lines]
+        assert w3c_found(lines, count) == [python_w3c(line, count) for line in lines]
 
 
 def test_w3c_lines_not_asked_for_are_left_alone() -> None:
-    lines = ["a b", "c d", "#Fields: x y"]
-    assert w3c_found(lines, 2, [0, 1], rows=[True, False, True]) == [["a", "b"], None, None]
+    lines = ["a.example b", "c.example d", "#Fields: x y"]
+    assert w3c_found(lines, 2, rows=[True, False, True]) == [
+        ["b", "a.example", "http://a.example/", None],
+        None,
+        None,
+    ]
 
 
 def test_long_values_are_copied_and_short_ones_inline() -> None:

@@ -1,11 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Where the values of CEF and W3C lines are, found in one pass over their bytes.
+"""What CEF, W3C and Squid lines hold, found in one pass over their bytes.
 
 polars' string kernels need several passes per line to find them (a header regex, a literal find per key,
 a slice, a check per value: ~1.3 us a CEF line and ~1.6 us a W3C line on 65,536 lines, docs/benchmarks.md),
-and no library tokenises these formats into columns, so this module is TrustPlane's own. It finds
-positions only; what a value means (times, hosts, counts) stays in the parsers' polars expressions, and a
-line it cannot vouch for is marked irregular and goes through the parser's ``parse_line``.
+and no library tokenises these formats into columns, so this module is TrustPlane's own. For CEF it finds
+the wanted keys' values (what they mean stays in the parser's polars expressions); for W3C and Squid, whose
+values are positional, it reads a regular line's whole record as the parser's ``parse_line`` would (time,
+addresses, lower-cased host, URL, byte counts, verdict). A line it cannot vouch for is marked irregular and
+goes through ``parse_line``.
 
 Input is an Arrow ``string_view`` column of lines, as polars hands it over without copying: ``lines``
 its 16-byte views (a line's size, then the line itself if it has at most 12 bytes, else its first 4 bytes,
@@ -14,7 +16,8 @@ the index of the data buffer holding it and its offset there) and ``buffers`` it
 Output is, per wanted value, a ``string_view`` column too: 16 bytes a line in ``views`` and a bit a line in
 ``validity`` (0: absent); a value over 12 bytes is copied to its row of ``out``, next to the others (polars
 reads compact columns faster than views spread over the batch). A row of ``out`` as long as all the lines
-always has room (a value is part of a line); the functions return how much of each row they used.
+always has room (a value is part of a line, a rebuilt W3C URL is checked); the functions return how much of
+each row they used.
 ``plain`` says every byte is printable ASCII (``scan`` tells it per block), which spares the check per line.
 
 ``scan`` and ``split`` cut a block of the file into such a column of lines without copying them."""
@@ -307,7 +310,7 @@ def cef_values(
 
 
 
-# ---- W3C facts: what a regular line's date, time, byte counts and filter result say ----------------------
+# ---- W3C: what a regular line's date, time, byte counts and filter result say --------------------------
 
 cdef inline bint _given(const uint8_t *s, Py_ssize_t n) noexcept nogil:
     """``w3c._present``: a value that is not empty nor ``-``."""
@@ -406,163 +409,6 @@ cdef inline bint _upper_holds(const uint8_t *s, Py_ssize_t n, const char *word, 
         if _upper_is(s + i, wn, word, wn):
             return True
     return False
-
-
-def w3c_values(
-    const uint8_t[::1] lines,
-    buffers,
-    Py_ssize_t count,
-    const int64_t[::1] wanted,
-    uint8_t[:, ::1] views,
-    uint8_t[:, ::1] validity,
-    uint8_t[:, ::1] out,
-    uint8_t[::1] shape,
-    const uint8_t[::1] rows,
-    bint plain,
-    const int64_t[::1] slots=None,
-    int64_t[:, ::1] facts=None,
-    uint8_t[:, ::1] known=None,
-):
-    """For each line with ``rows[r]`` set: whether it is regular for ``w3c._columns`` — printable ASCII,
-    not starting with ``#`` or a space nor ending in one, ``count`` values each separated by one space and
-    each bare (no quote) or wholly quoted (no quote inside) — and, if so, each ``wanted`` value (field
-    indexes, ascending), quotes excluded. Other lines get ``shape[r] = 0`` and absent values.
-
-    With ``slots`` (the places in ``wanted`` of date, time, sc-bytes, cs-bytes, sc-filter-result and
-    s-action; -1 for a field the run has not), a line is regular only if its date and time follow the
-    columnar rule, and ``facts`` gets per line its time in microseconds since the epoch, bytes down, bytes
-    up (their bits in ``known`` rows 0 and 1: set when the value is a count) and whether the filter blocked
-    it (sc-filter-result ``DENIED`` or s-action holding ``DENIED``, any case)."""
-    cdef _Source source = _Source(lines, buffers)
-    cdef Py_ssize_t n = source.lines.count
-    cdef Py_ssize_t nwanted = wanted.shape[0]
-    cdef Py_ssize_t r, k, p, q, a, b, token, j, vs, ve, quotes, quoted
-    cdef const uint8_t *base
-    cdef const uint8_t *hit
-    cdef bint ok
-    cdef Py_ssize_t[64] first
-    cdef Py_ssize_t[64] until
-    cdef Py_ssize_t[64] used
-    cdef Py_ssize_t[6] slot
-    cdef bint with_facts = slots is not None
-    cdef int64_t number
-    cdef Py_ssize_t vs2, ve2
-    if nwanted > 64:
-        raise ValueError("at most 64 wanted values")
-    if rows.shape[0] != n:
-        raise ValueError("rows: one flag a line")
-    if with_facts:
-        if slots.shape[0] != 6 or facts is None or known is None:
-            raise ValueError("facts need 6 slots, a facts matrix and known bits")
-        if facts.shape[0] != 4 or facts.shape[1] != n or known.shape[0] != 2 or known.shape[1] != (n + 7) // 8:
-            raise ValueError("facts: 4 rows of a value a line; known: 2 rows of a bit a line")
-        for k in range(6):
-            slot[k] = slots[k]
-            if slot[k] >= nwanted:
-                raise ValueError("a slot outside the wanted values")
-        if slot[0] < 0 or slot[1] < 0:
-            raise ValueError("facts need the date and the time")
-        memset(&known[0, 0], 0, known.shape[0] * known.shape[1])
-        memset(&facts[0, 0], 0, facts.shape[0] * facts.shape[1] * sizeof(int64_t))
-    _check(source, views, validity, out, nwanted)
-    for k in range(64):
-        used[k] = 0
-    with nogil:
-        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
-        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
-        for r in range(n):
-            shape[r] = 0
-            if not rows[r]:
-                continue
-            base = _line(&source.lines, r, &b)
-            a = 0
-            if b == a or base[a] == 35 or base[a] == 32 or base[b - 1] == 32:
-                continue
-            if not (plain or _within(base + a, b - a, 32, 126)):
-                continue
-            # every quote must open or close a quoted value: count them all, then the quoted values
-            quotes = 0
-            p = a
-            while p < b:
-                hit = <const uint8_t *> memchr(base + p, 34, b - p)
-                if hit == NULL:
-                    break
-                quotes += 1
-                p = hit - base + 1
-            quoted = 0
-            ok = True
-            token = 0
-            j = 0
-            p = a
-            while p < b:
-                if base[p] == 34:  # quoted: to the next quote, which must end the value
-                    hit = <const uint8_t *> memchr(base + p + 1, 34, b - p - 1) if p + 1 < b else NULL
-                    if hit == NULL:
-                        ok = False
-                        break
-                    q = hit - base
-                    if q + 1 < b and base[q + 1] != 32:
-                        ok = False
-                        break
-                    quoted += 1
-                    vs = p + 1
-                    ve = q
-                    p = q + 1
-                else:
-                    hit = <const uint8_t *> memchr(base + p, 32, b - p)
-                    q = b if hit == NULL else hit - base
-                    vs = p
-                    ve = q
-                    p = q
-                if j < nwanted and wanted[j] == token:
-                    first[j] = vs
-                    until[j] = ve
-                    j += 1
-                token += 1
-                if p < b:  # a single space, then another value
-                    p += 1
-                    if p >= b or base[p] == 32:
-                        ok = False
-                        break
-            if ok and token == count and quotes == 2 * quoted:
-                if with_facts:
-                    # the time: both values present and in the columnar form, else parse_line decides
-                    vs = first[slot[0]]
-                    ve = until[slot[0]]
-                    vs2 = first[slot[1]]
-                    ve2 = until[slot[1]]
-                    if not (
-                        _given(base + vs, ve - vs)
-                        and _given(base + vs2, ve2 - vs2)
-                        and _stamp(base + vs, ve - vs, base + vs2, ve2 - vs2, &facts[0, r])
-                    ):
-                        continue
-                    for k in range(2):  # bytes down (sc-bytes), bytes up (cs-bytes)
-                        facts[1 + k, r] = 0
-                        if slot[2 + k] >= 0:
-                            vs = first[slot[2 + k]]
-                            ve = until[slot[2 + k]]
-                            if _given(base + vs, ve - vs) and _count(base + vs, ve - vs, &number):
-                                facts[1 + k, r] = number
-                                known[k, r >> 3] |= <uint8_t> (1 << (r & 7))
-                    facts[3, r] = 0
-                    if slot[4] >= 0:
-                        vs = first[slot[4]]
-                        ve = until[slot[4]]
-                        if _upper_is(base + vs, ve - vs, b"DENIED", 6):
-                            facts[3, r] = 1
-                    if slot[5] >= 0 and not facts[3, r]:
-                        vs = first[slot[5]]
-                        ve = until[slot[5]]
-                        if _upper_holds(base + vs, ve - vs, b"DENIED", 6):
-                            facts[3, r] = 1
-                shape[r] = 1
-                for k in range(j):
-                    used[k] = _view(
-                        &views[k, 0], &validity[k, 0], &out[k, 0], used[k], r, base, first[k], until[k]
-                    )
-    return [used[k] for k in range(nwanted)]
-
 
 
 # ---- Squid native: a regular line's record --------------------------------------------------------------
@@ -772,3 +618,338 @@ def squid_values(
                 used[4] = _view(&views[4, 0], &validity[4, 0], &out[4, 0], used[4], r, base, slash, fe[7])
     return [used[k] for k in range(5)]
 
+
+
+# ---- W3C: a regular line's record -----------------------------------------------------------------------
+
+# The roles of ``w3c_records``'s ``spec`` rows: each row lists the field indexes a value is taken from, in
+# order (the first present one counts, as ``W3cParser.parse_line``'s ``get``), -1 where a name is absent.
+cdef enum:
+    _DATE = 0
+    _TIME = 1
+    _CLIENT = 2
+    _USER = 3
+    _HOST = 4
+    _URL = 5
+    _SCHEME = 6
+    _PORT = 7
+    _PATH = 8
+    _QUERY = 9
+    _DEST_IP = 10
+    _UP = 11
+    _DOWN = 12
+    _RESULT = 13
+    _ACTION = 14
+    _ROLES = 15
+    _MAX_TOKENS = 256
+
+
+cdef inline Py_ssize_t _after_scheme(const uint8_t *base, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Where ``base[a:b]`` goes on after a leading ``scheme://`` (``[A-Za-z][A-Za-z0-9+.-]*://``), or ``a``."""
+    cdef Py_ssize_t q
+    cdef uint8_t c
+    if a >= b or not (65 <= base[a] <= 90 or 97 <= base[a] <= 122):
+        return a
+    q = a + 1
+    while q < b:
+        c = base[q]
+        if not (65 <= c <= 90 or 97 <= c <= 122 or 48 <= c <= 57 or c == 43 or c == 46 or c == 45):
+            break
+        q += 1
+    if q + 3 <= b and base[q] == 58 and base[q + 1] == 47 and base[q + 2] == 47:
+        return q + 3
+    return a
+
+
+cdef inline Py_ssize_t _get(
+    const int64_t[:, ::1] spec, Py_ssize_t role, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until
+) noexcept nogil:
+    """The token of the first present value (not empty nor ``-``) among ``spec[role]``'s fields, or -1."""
+    cdef Py_ssize_t k, t
+    for k in range(spec.shape[1]):
+        t = spec[role, k]
+        if t < 0:
+            continue
+        if _given(base + first[t], until[t] - first[t]):
+            return t
+    return -1
+
+
+cdef inline bint _is_word(const uint8_t *s, Py_ssize_t n, const char *word) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    while i < n and word[i] != 0 and s[i] == <uint8_t> word[i]:
+        i += 1
+    return i == n and word[i] == 0
+
+
+cdef inline Py_ssize_t _rebuilt_size(
+    const int64_t[:, ::1] spec, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until, Py_ssize_t t_host
+) noexcept nogil:
+    """At least the size of the URL ``w3c_records`` rebuilds from the host ``t_host`` and the other fields."""
+    cdef Py_ssize_t size = 3 + until[t_host] - first[t_host], t, k
+    cdef int[4] roles = [_SCHEME, _PORT, _PATH, _QUERY]
+    for k in range(4):
+        t = _get(spec, roles[k], base, first, until)
+        size += 4 if t < 0 else 1 + until[t] - first[t]
+    return size
+
+
+cdef inline Py_ssize_t _put(uint8_t *out, Py_ssize_t at, const uint8_t *s, Py_ssize_t n) noexcept nogil:
+    memcpy(out + at, s, n)
+    return at + n
+
+
+cdef inline Py_ssize_t _string(
+    uint8_t *views, uint8_t *validity, uint8_t *out, Py_ssize_t start, Py_ssize_t end, Py_ssize_t r
+) noexcept nogil:
+    """``out[start:end]``, already written, as line ``r``'s string view (bytes beyond 12 stay in ``out``)."""
+    cdef uint8_t *v = views + 16 * r
+    cdef int32_t size = <int32_t> (end - start)
+    cdef int32_t at = <int32_t> start
+    memcpy(v, &size, 4)
+    validity[r >> 3] |= <uint8_t> (1 << (r & 7))
+    if size <= 12:
+        if size:
+            memcpy(v + 4, out + start, size)
+        return start  # nothing kept in out
+    memcpy(v + 4, out + start, 4)
+    memcpy(v + 12, &at, 4)
+    return end
+
+
+def w3c_records(
+    const uint8_t[::1] lines,
+    buffers,
+    Py_ssize_t count,
+    const int64_t[:, ::1] spec,
+    uint8_t[:, ::1] views,
+    uint8_t[:, ::1] validity,
+    uint8_t[:, ::1] out,
+    uint8_t[::1] shape,
+    const uint8_t[::1] rows,
+    bint plain,
+    int64_t[:, ::1] facts,
+    uint8_t[:, ::1] known,
+):
+    """For each line with ``rows[r]`` set that is regular, what ``W3cParser.parse_line`` makes of it.
+
+    Regular: printable ASCII, not starting with ``#`` or a space nor ending in one, ``count`` values each
+    separated by one space and each bare (no quote) or wholly quoted (no quote inside; the quotes are not
+    part of the value); a date and a time in the columnar form (``_stamp``); and a destination: a host
+    field, else a URL without ``@``, ``[`` or blanks whose host (its scheme, if any, off; to the first of
+    ``:/?#]``; trailing dots off) is not empty, else (no URL) a destination IP.
+
+    Values 0-4: the source IP; the user (blanks around it off; none for ``None``, ``NA``, ``N/A``); the
+    destination host (the host field's value, else the URL's host; lower-cased); the URL (the URL field's,
+    else, with a host, ``scheme://host[:port]path[?query]`` from those fields as parse_line rebuilds it);
+    the destination IP. ``facts`` rows: the time in microseconds since the epoch, bytes down, bytes up
+    (their bits in ``known`` rows 0 and 1: set when the value is a count) and whether the filter blocked
+    it (sc-filter-result ``DENIED`` or s-action holding ``DENIED``, any case). Other lines get
+    ``shape[r] = 0`` and absent values. ``count`` is at most 256."""
+    cdef _Source source = _Source(lines, buffers)
+    cdef Py_ssize_t n = source.lines.count
+    cdef Py_ssize_t r, k, p, q, b, token, quotes, quoted, vs, ve, h, he, a, at
+    cdef Py_ssize_t t_host, t_url, t_ip, t, t2
+    cdef Py_ssize_t room = out.shape[1]
+    cdef const uint8_t *base
+    cdef const uint8_t *hit
+    cdef bint ok
+    cdef int64_t number
+    cdef Py_ssize_t[_MAX_TOKENS] first
+    cdef Py_ssize_t[_MAX_TOKENS] until
+    cdef Py_ssize_t[5] used
+    if count > _MAX_TOKENS:
+        raise ValueError("at most 256 values a line")
+    if spec.shape[0] != _ROLES:
+        raise ValueError("spec: a row per role")
+    for r in range(spec.shape[0]):
+        for k in range(spec.shape[1]):
+            if spec[r, k] >= count:
+                raise ValueError("spec: a field index outside the line")
+    if rows.shape[0] != n:
+        raise ValueError("rows: one flag a line")
+    if facts.shape[0] != 4 or facts.shape[1] != n or known.shape[0] != 2 or known.shape[1] != (n + 7) // 8:
+        raise ValueError("facts: 4 rows of a value a line; known: 2 rows of a bit a line")
+    _check(source, views, validity, out, 5)
+    for k in range(5):
+        used[k] = 0
+    with nogil:
+        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
+        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
+        memset(&known[0, 0], 0, known.shape[0] * known.shape[1])
+        memset(&facts[0, 0], 0, facts.shape[0] * facts.shape[1] * sizeof(int64_t))
+        for r in range(n):
+            shape[r] = 0
+            if not rows[r] or count < 1:
+                continue
+            base = _line(&source.lines, r, &b)
+            if b == 0 or base[0] == 35 or base[0] == 32 or base[b - 1] == 32:
+                continue
+            if not (plain or _within(base, b, 32, 126)):
+                continue
+            # the values: every quote must open or close a quoted value (counted first)
+            quotes = 0
+            p = 0
+            while p < b:
+                hit = <const uint8_t *> memchr(base + p, 34, b - p)
+                if hit == NULL:
+                    break
+                quotes += 1
+                p = hit - base + 1
+            quoted = 0
+            ok = True
+            token = 0
+            p = 0
+            while p < b:
+                if token >= count:
+                    ok = False
+                    break
+                if base[p] == 34:
+                    hit = <const uint8_t *> memchr(base + p + 1, 34, b - p - 1) if p + 1 < b else NULL
+                    if hit == NULL:
+                        ok = False
+                        break
+                    q = hit - base
+                    if q + 1 < b and base[q + 1] != 32:
+                        ok = False
+                        break
+                    quoted += 1
+                    first[token] = p + 1
+                    until[token] = q
+                    p = q + 1
+                else:
+                    q = p
+                    while q < b and base[q] != 32:
+                        q += 1
+                    first[token] = p
+                    until[token] = q
+                    p = q
+                token += 1
+                if p < b:
+                    p += 1
+                    if p >= b or base[p] == 32:
+                        ok = False
+                        break
+            if not ok or token != count or quotes != 2 * quoted:
+                continue
+            # the time
+            t = _get(spec, _DATE, base, first, until)
+            t2 = _get(spec, _TIME, base, first, until)
+            if t < 0 or t2 < 0 or not _stamp(
+                base + first[t], until[t] - first[t], base + first[t2], until[t2] - first[t2], &facts[0, r]
+            ):
+                continue
+            # the destination
+            t_host = _get(spec, _HOST, base, first, until)
+            t_url = _get(spec, _URL, base, first, until)
+            t_ip = _get(spec, _DEST_IP, base, first, until)
+            h = he = -1
+            if t_host < 0 and t_url >= 0:  # the URL's host
+                vs = first[t_url]
+                ve = until[t_url]
+                if _find(base, vs, ve, 64) >= 0 or _find(base, vs, ve, 91) >= 0 or _find(base, vs, ve, 32) >= 0:
+                    continue
+                a = _after_scheme(base, vs, ve)
+                he = ve
+                for q in range(a, ve):
+                    if base[q] == 58 or base[q] == 47 or base[q] == 63 or base[q] == 35 or base[q] == 93:
+                        he = q
+                        break
+                h = a
+                while he > h and base[he - 1] == 46:
+                    he -= 1
+                if he == h:
+                    continue
+            elif t_host < 0 and t_ip < 0:
+                continue  # no destination: parse_line says so
+            # a rebuilt URL always fits (its parts are values of the line, its added bytes fewer than the
+            # date's and time's), which is checked all the same
+            if t_host >= 0 and t_url < 0 and used[3] + _rebuilt_size(spec, base, first, until, t_host) > room:
+                continue
+            shape[r] = 1
+            for k in range(2):  # bytes down, bytes up
+                t = _get(spec, _DOWN if k == 0 else _UP, base, first, until)
+                if t >= 0 and _count(base + first[t], until[t] - first[t], &number):
+                    facts[1 + k, r] = number
+                    known[k, r >> 3] |= <uint8_t> (1 << (r & 7))
+            t = _get(spec, _RESULT, base, first, until)
+            if t >= 0 and _upper_is(base + first[t], until[t] - first[t], b"DENIED", 6):
+                facts[3, r] = 1
+            t = _get(spec, _ACTION, base, first, until)
+            if not facts[3, r] and t >= 0 and _upper_holds(base + first[t], until[t] - first[t], b"DENIED", 6):
+                facts[3, r] = 1
+            t = _get(spec, _CLIENT, base, first, until)
+            if t >= 0:
+                used[0] = _view(&views[0, 0], &validity[0, 0], &out[0, 0], used[0], r, base, first[t], until[t])
+            t = _get(spec, _USER, base, first, until)
+            if t >= 0:
+                vs = first[t]
+                ve = until[t]
+                while vs < ve and base[vs] == 32:
+                    vs += 1
+                while ve > vs and base[ve - 1] == 32:
+                    ve -= 1
+                if not (
+                    ve == vs
+                    or _is_word(base + vs, ve - vs, b"-")
+                    or _is_word(base + vs, ve - vs, b"None")
+                    or _is_word(base + vs, ve - vs, b"NA")
+                    or _is_word(base + vs, ve - vs, b"N/A")
+                    or _is_word(base + vs, ve - vs, b'""')
+                ):
+                    used[1] = _view(&views[1, 0], &validity[1, 0], &out[1, 0], used[1], r, base, vs, ve)
+            if t_host >= 0:
+                used[2] = _view(
+                    &views[2, 0], &validity[2, 0], &out[2, 0], used[2], r, base, first[t_host], until[t_host], True
+                )
+            elif h >= 0:
+                used[2] = _view(&views[2, 0], &validity[2, 0], &out[2, 0], used[2], r, base, h, he, True)
+            if t_url >= 0:
+                used[3] = _view(&views[3, 0], &validity[3, 0], &out[3, 0], used[3], r, base, first[t_url], until[t_url])
+            elif t_host >= 0:  # scheme://host[:port]path[?query]
+                at = used[3]
+                t = _get(spec, _SCHEME, base, first, until)
+                if t >= 0:
+                    at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
+                else:
+                    at = _put(&out[3, 0], at, <const uint8_t *> b"http", 4)
+                at = _put(&out[3, 0], at, <const uint8_t *> b"://", 3)
+                at = _put(&out[3, 0], at, base + first[t_host], until[t_host] - first[t_host])
+                t = _get(spec, _PORT, base, first, until)
+                if t >= 0 and not (
+                    _is_word(base + first[t], until[t] - first[t], b"80")
+                    or _is_word(base + first[t], until[t] - first[t], b"443")
+                ):
+                    at = _put(&out[3, 0], at, <const uint8_t *> b":", 1)
+                    at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
+                t = _get(spec, _PATH, base, first, until)
+                if t >= 0:
+                    at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
+                else:
+                    at = _put(&out[3, 0], at, <const uint8_t *> b"/", 1)
+                t = _get(spec, _QUERY, base, first, until)
+                if t >= 0:
+                    if base[first[t]] != 63:
+                        at = _put(&out[3, 0], at, <const uint8_t *> b"?", 1)
+                    at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
+                used[3] = _string(&views[3, 0], &validity[3, 0], &out[3, 0], used[3], at, r)
+            if t_ip >= 0:
+                used[4] = _view(&views[4, 0], &validity[4, 0], &out[4, 0], used[4], r, base, first[t_ip], until[t_ip])
+    return [used[k] for k in range(5)]
+
+
+def directive_marks(const uint8_t[::1] lines, buffers, uint8_t[::1] marks):
+    """``marks[r]`` 1 when line ``r``'s first byte that is not a space is ``#`` (for printable ASCII lines:
+    a W3C directive candidate)."""
+    cdef _Source source = _Source(lines, buffers)
+    cdef Py_ssize_t r, p, b
+    cdef const uint8_t *base
+    if marks.shape[0] != source.lines.count:
+        raise ValueError("marks: one a line")
+    with nogil:
+        for r in range(source.lines.count):
+            base = _line(&source.lines, r, &b)
+            p = 0
+            while p < b and base[p] == 32:
+                p += 1
+            marks[r] = p < b and base[p] == 35

@@ -210,8 +210,13 @@ _CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 # A superset of the directive lines: the first character that is not blank (in any sense) is "#".
 _DIRECTIVE_CANDIDATE = r"^[^\x21-\x7e]*#"
 _NULL = pl.lit(None, pl.String)
-# What the C tokeniser reads itself, in its order: the time, bytes down and up, the filter's verdict.
-_FACT_FIELDS = ("date", "time", "sc-bytes", "cs-bytes", "sc-filter-result", "s-action")
+# What ``_tokens.w3c_records`` reads, by role (its order): the fields each value is taken from, in order.
+_ROLES: tuple[tuple[str, ...], ...] = (
+    ("date",), ("time",), ("c-ip",), ("cs-username",), _HOST_FIELDS, ("cs-uri",), ("cs-uri-scheme",),
+    ("cs-uri-port",), ("cs-uri-path", "cs-uri-stem"), ("cs-uri-query",), _DEST_IP, _BYTES_UP, _BYTES_DOWN,
+    ("sc-filter-result",), ("s-action",),
+)  # fmt: skip
+_RECORD_VALUES = ("source_ip", "user", "dest_host", "dest_url", "dest_ip")
 # Every field parse_line reads.
 _WANTED = (
     "date", "time", "cs-uri", "cs-uri-scheme", "cs-uri-path", "cs-uri-stem", "cs-uri-query", "cs-uri-port",
@@ -239,7 +244,7 @@ def _w3c_frame(
     tokeniser: _Tokeniser | None = None
     if native.available() and len(series):  # the C tokeniser finds the values: no token columns here
         tokeniser = _Tokeniser(native.LineBuffers.of(series), plain)
-        frame = frame.with_columns(candidate.alias("candidate"))
+        frame = frame.with_columns(tokeniser.directives() if plain else candidate.alias("candidate"))
     else:
         # Quotes pair left to right as the tokeniser pairs them; a lone quote is left over.
         frame = frame.with_columns(line.str.replace_all(r'"[^"]*"', _QUOTED).alias("bare"))
@@ -305,37 +310,48 @@ class _Tokeniser:
         self.lines = lines
         self.plain = plain
 
-    def values(
-        self, part: pl.DataFrame, wanted: list[int], count: int, index: dict[str, int]
-    ) -> pl.DataFrame:
-        """``part``'s ``i`` and ``shape`` with a ``v{k}`` column per wanted field (``_present`` applied), and
-        what the tokeniser read of the time, the byte counts and the filter result (``_FACTS``)."""
+    def directives(self) -> pl.Series:
+        """Which lines are directive candidates (the first byte that is not a space is ``#``); the lines are
+        printable ASCII."""
+        n = self.lines.count
+        marks = pa.allocate_buffer(n)
+        native.tokens().directive_marks(self.lines.views, self.lines.buffers, memoryview(marks).cast("B"))
+        array = pa.Array.from_buffers(pa.uint8(), n, [None, marks])
+        return pl.Series("candidate", pl.from_arrow(array)).cast(pl.Boolean)
+
+    def records(
+        self, part: pl.DataFrame, index: dict[str, int], count: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """``_columns`` for ``part``'s lines (some runs of the batch, sharing ``index``'s fields), read by
+        ``_tokens.w3c_records``: the FRAME_SCHEMA columns of the regular lines, and which are regular."""
         n = self.lines.count
         rows: pl.Series | None = None
-        if part.height < n:  # some runs of the batch: their lines
+        if part.height < n:
             rows = pl.Series("rows", [0] * n, dtype=pl.UInt8)
             rows.scatter(part.get_column("i"), 1)
         rows_buffer = pa.py_buffer(b"\x01" * n) if rows is None else rows.to_arrow().buffers()[1]
-        found = native.Values.allocate(self.lines, len(wanted))
-        slots = [wanted.index(index[name]) if name in index else -1 for name in _FACT_FIELDS]
+        width = max(len(names) for names in _ROLES)
+        spec = array("q", [-1] * (len(_ROLES) * width))
+        for role, names in enumerate(_ROLES):
+            for k, name in enumerate(names):
+                spec[role * width + k] = index.get(name, -1)
+        found = native.Values.allocate(self.lines, len(_RECORD_VALUES))
         facts = pa.allocate_buffer(4 * 8 * n)
         known = pa.allocate_buffer(2 * ((n + 7) // 8))
-        found.used = native.tokens().w3c_values(
+        found.used = native.tokens().w3c_records(
             self.lines.views,
             self.lines.buffers,
             count,
-            memoryview(array("q", wanted)),
+            memoryview(spec).cast("B").cast("q", [len(_ROLES), width]),
             found.views,
             found.validity,
             found.out,
             found.shape,
             memoryview(rows_buffer).cast("B")[:n],
             self.plain,
-            memoryview(array("q", slots)),
             memoryview(facts).cast("B").cast("q", [4, n]),
             memoryview(known).cast("B").cast("B", [2, (n + 7) // 8]),
         )
-        names = [f"v{k}" for k in wanted]
         bitmap = (n + 7) // 8
 
         def fact(row: int, bits: int | None = None) -> pl.Series:
@@ -343,18 +359,24 @@ class _Tokeniser:
             array = pa.Array.from_buffers(pa.int64(), n, [validity, facts.slice(row * 8 * n, 8 * n)])
             return pl.Series(pl.from_arrow(array))
 
+        values = found.columns(range(len(_RECORD_VALUES)), _RECORD_VALUES)
         frame = pl.DataFrame(
-            [
-                found.regular(),
-                *found.columns(range(len(wanted)), names),
-                fact(0).cast(pl.Datetime("us", "UTC")).alias("_time"),
-                fact(1, 0).alias("_down"),
-                fact(2, 1).alias("_up"),
-                (fact(3) != 0).alias("_blocked"),
-            ]
-        ).with_row_index("i")
-        frame = frame.with_columns(_present(pl.col(name)).alias(name) for name in names)
-        return frame if rows is None else frame.filter(rows.cast(pl.Boolean))
+            {
+                "time": fact(0).cast(pl.Datetime("us", "UTC")),
+                **{value.name: value for value in values},
+                "bytes_up": fact(2, 1),
+                "bytes_down": fact(1, 0),
+                "bytes_total": pl.Series([None] * n, dtype=pl.Int64),
+                "blocked": fact(3) != 0,
+            },
+            schema=FRAME_SCHEMA,
+        )
+        regular = found.regular().alias("regular")
+        if rows is None and regular.all():
+            good = frame
+        else:
+            good = frame.filter(regular)
+        return good, part.select("i").with_columns(regular.gather(part.get_column("i")))
 
 
 def _columns(
@@ -363,9 +385,9 @@ def _columns(
     """The run's FRAME_SCHEMA columns for its regular lines, and which lines are regular."""
     if not count or "date" not in index or "time" not in index:  # parse_line rejects every data line
         return _all_irregular(part)
-    wanted = sorted({index[name] for name in _WANTED if name in index})
     if tokeniser is not None:
-        return _value_columns(tokeniser.values(part, wanted, count, index), index)
+        return tokeniser.records(part, index, count)
+    wanted = sorted({index[name] for name in _WANTED if name in index})
     tokens = pl.col("t").list
     part = part.select(
         "i",
@@ -403,11 +425,7 @@ def _value_columns(part: pl.DataFrame, index: dict[str, int]) -> tuple[pl.DataFr
             return _NULL
         return columns[0] if len(columns) == 1 else pl.coalesce(columns)
 
-    time, time_ok, bytes_up, bytes_down, blocked = (
-        _facts_read()
-        if "_time" in part.columns  # the C tokeniser read them (and only vouched for lines with a good time)
-        else _facts(part, get)
-    )
+    time, time_ok, bytes_up, bytes_down, blocked = _facts(part, get)
     host, url = get(*_HOST_FIELDS), get("cs-uri")
     query, port = get("cs-uri-query"), get("cs-uri-port")
     rebuilt = pl.concat_str(
@@ -465,11 +483,6 @@ def _value_columns(part: pl.DataFrame, index: dict[str, int]) -> tuple[pl.DataFr
     )
     good = result.filter("regular").select(list(FRAME_SCHEMA))
     return good, result.select("i", "regular")
-
-
-def _facts_read() -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
-    """``_facts`` as the C tokeniser's columns."""
-    return pl.col("_time"), pl.lit(True), pl.col("_up"), pl.col("_down"), pl.col("_blocked")
 
 
 def _facts(
