@@ -29,6 +29,33 @@ from libc.stdlib cimport strtod
 from libc.string cimport memchr, memcpy, memset
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* The first position of byte c in s[q:b], or b: eight bytes at a time (a byte equal to c is a zero byte
+       of w ^ pattern; the lowest flagged byte is always a true one), then byte by byte. */
+    static inline Py_ssize_t tp_next_byte(const uint8_t *s, Py_ssize_t q, Py_ssize_t b, uint8_t c) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const uint64_t pattern = 0x0101010101010101ULL * c;
+        while (q + 8 <= b) {
+            uint64_t w;
+            memcpy(&w, s + q, 8);
+            w ^= pattern;
+            uint64_t m = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
+            if (m)
+                return q + (__builtin_ctzll(m) >> 3);
+            q += 8;
+        }
+    #endif
+        while (q < b && s[q] != c)
+            q++;
+        return q;
+    }
+    """
+    Py_ssize_t tp_next_byte(const uint8_t *s, Py_ssize_t q, Py_ssize_t b, uint8_t c) noexcept nogil
+
+
 cdef struct Lines:
     const uint8_t *views
     Py_ssize_t count
@@ -661,15 +688,18 @@ cdef inline Py_ssize_t _after_scheme(const uint8_t *base, Py_ssize_t a, Py_ssize
     return a
 
 
+cdef struct Roles:
+    Py_ssize_t count[_ROLES]
+    Py_ssize_t token[_ROLES][8]
+
+
 cdef inline Py_ssize_t _get(
-    const int64_t[:, ::1] spec, Py_ssize_t role, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until
+    Roles *roles, Py_ssize_t role, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until
 ) noexcept nogil:
-    """The token of the first present value (not empty nor ``-``) among ``spec[role]``'s fields, or -1."""
+    """The token of the first present value (not empty nor ``-``) among the role's fields, or -1."""
     cdef Py_ssize_t k, t
-    for k in range(spec.shape[1]):
-        t = spec[role, k]
-        if t < 0:
-            continue
+    for k in range(roles.count[role]):
+        t = roles.token[role][k]
         if _given(base + first[t], until[t] - first[t]):
             return t
     return -1
@@ -683,7 +713,7 @@ cdef inline bint _is_word(const uint8_t *s, Py_ssize_t n, const char *word) noex
 
 
 cdef inline Py_ssize_t _rebuilt_size(
-    const int64_t[:, ::1] spec, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until, Py_ssize_t t_host
+    Roles *spec, const uint8_t *base, Py_ssize_t *first, Py_ssize_t *until, Py_ssize_t t_host
 ) noexcept nogil:
     """At least the size of the URL ``w3c_records`` rebuilds from the host ``t_host`` and the other fields."""
     cdef Py_ssize_t size = 3 + until[t_host] - first[t_host], t, k
@@ -760,12 +790,17 @@ def w3c_records(
     cdef Py_ssize_t[5] used
     if count > _MAX_TOKENS:
         raise ValueError("at most 256 values a line")
-    if spec.shape[0] != _ROLES:
-        raise ValueError("spec: a row per role")
-    for r in range(spec.shape[0]):
+    cdef Roles roles
+    if spec.shape[0] != _ROLES or spec.shape[1] > 8:
+        raise ValueError("spec: a row per role, at most 8 fields each")
+    for r in range(_ROLES):
+        roles.count[r] = 0
         for k in range(spec.shape[1]):
             if spec[r, k] >= count:
                 raise ValueError("spec: a field index outside the line")
+            if spec[r, k] >= 0:
+                roles.token[r][roles.count[r]] = spec[r, k]
+                roles.count[r] += 1
     if rows.shape[0] != n:
         raise ValueError("rows: one flag a line")
     if facts.shape[0] != 4 or facts.shape[1] != n or known.shape[0] != 2 or known.shape[1] != (n + 7) // 8:
@@ -818,9 +853,7 @@ def w3c_records(
                     until[token] = q
                     p = q + 1
                 else:
-                    q = p
-                    while q < b and base[q] != 32:
-                        q += 1
+                    q = tp_next_byte(base, p, b, 32)
                     first[token] = p
                     until[token] = q
                     p = q
@@ -833,16 +866,16 @@ def w3c_records(
             if not ok or token != count or quotes != 2 * quoted:
                 continue
             # the time
-            t = _get(spec, _DATE, base, first, until)
-            t2 = _get(spec, _TIME, base, first, until)
+            t = _get(&roles, _DATE, base, first, until)
+            t2 = _get(&roles, _TIME, base, first, until)
             if t < 0 or t2 < 0 or not _stamp(
                 base + first[t], until[t] - first[t], base + first[t2], until[t2] - first[t2], &facts[0, r]
             ):
                 continue
             # the destination
-            t_host = _get(spec, _HOST, base, first, until)
-            t_url = _get(spec, _URL, base, first, until)
-            t_ip = _get(spec, _DEST_IP, base, first, until)
+            t_host = _get(&roles, _HOST, base, first, until)
+            t_url = _get(&roles, _URL, base, first, until)
+            t_ip = _get(&roles, _DEST_IP, base, first, until)
             h = he = -1
             if t_host < 0 and t_url >= 0:  # the URL's host
                 vs = first[t_url]
@@ -864,24 +897,24 @@ def w3c_records(
                 continue  # no destination: parse_line says so
             # a rebuilt URL always fits (its parts are values of the line, its added bytes fewer than the
             # date's and time's), which is checked all the same
-            if t_host >= 0 and t_url < 0 and used[3] + _rebuilt_size(spec, base, first, until, t_host) > room:
+            if t_host >= 0 and t_url < 0 and used[3] + _rebuilt_size(&roles, base, first, until, t_host) > room:
                 continue
             shape[r] = 1
             for k in range(2):  # bytes down, bytes up
-                t = _get(spec, _DOWN if k == 0 else _UP, base, first, until)
+                t = _get(&roles, _DOWN if k == 0 else _UP, base, first, until)
                 if t >= 0 and _count(base + first[t], until[t] - first[t], &number):
                     facts[1 + k, r] = number
                     known[k, r >> 3] |= <uint8_t> (1 << (r & 7))
-            t = _get(spec, _RESULT, base, first, until)
+            t = _get(&roles, _RESULT, base, first, until)
             if t >= 0 and _upper_is(base + first[t], until[t] - first[t], b"DENIED", 6):
                 facts[3, r] = 1
-            t = _get(spec, _ACTION, base, first, until)
+            t = _get(&roles, _ACTION, base, first, until)
             if not facts[3, r] and t >= 0 and _upper_holds(base + first[t], until[t] - first[t], b"DENIED", 6):
                 facts[3, r] = 1
-            t = _get(spec, _CLIENT, base, first, until)
+            t = _get(&roles, _CLIENT, base, first, until)
             if t >= 0:
                 used[0] = _view(&views[0, 0], &validity[0, 0], &out[0, 0], used[0], r, base, first[t], until[t])
-            t = _get(spec, _USER, base, first, until)
+            t = _get(&roles, _USER, base, first, until)
             if t >= 0:
                 vs = first[t]
                 ve = until[t]
@@ -908,26 +941,26 @@ def w3c_records(
                 used[3] = _view(&views[3, 0], &validity[3, 0], &out[3, 0], used[3], r, base, first[t_url], until[t_url])
             elif t_host >= 0:  # scheme://host[:port]path[?query]
                 at = used[3]
-                t = _get(spec, _SCHEME, base, first, until)
+                t = _get(&roles, _SCHEME, base, first, until)
                 if t >= 0:
                     at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
                 else:
                     at = _put(&out[3, 0], at, <const uint8_t *> b"http", 4)
                 at = _put(&out[3, 0], at, <const uint8_t *> b"://", 3)
                 at = _put(&out[3, 0], at, base + first[t_host], until[t_host] - first[t_host])
-                t = _get(spec, _PORT, base, first, until)
+                t = _get(&roles, _PORT, base, first, until)
                 if t >= 0 and not (
                     _is_word(base + first[t], until[t] - first[t], b"80")
                     or _is_word(base + first[t], until[t] - first[t], b"443")
                 ):
                     at = _put(&out[3, 0], at, <const uint8_t *> b":", 1)
                     at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
-                t = _get(spec, _PATH, base, first, until)
+                t = _get(&roles, _PATH, base, first, until)
                 if t >= 0:
                     at = _put(&out[3, 0], at, base + first[t], until[t] - first[t])
                 else:
                     at = _put(&out[3, 0], at, <const uint8_t *> b"/", 1)
-                t = _get(spec, _QUERY, base, first, until)
+                t = _get(&roles, _QUERY, base, first, until)
                 if t >= 0:
                     if base[first[t]] != 63:
                         at = _put(&out[3, 0], at, <const uint8_t *> b"?", 1)
