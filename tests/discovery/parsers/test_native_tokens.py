@@ -242,3 +242,22 @@ def test_split_block_leaves_other_blocks_to_the_general_path_and_refuses_long_li
     assert native.split_block(b"abc\nabcd\n", 3) is None  # 4 bytes and a newline: over a 3-byte limit
     assert native.split_block(b"abc\nabcd", 3) is None  # the file's last line, no newline
     assert native.split_block(b"abc\nabc", 3) is not None
+
+
+def test_views_outside_their_buffer_are_refused_before_anything_is_read() -> None:
+    data = b"a line longer than twelve bytes"
+    view = bytearray(16)
+    view[0:4] = (len(data)).to_bytes(4, "little")
+    view[4:8] = data[:4]
+    marks = bytearray(1)
+    native.tokens().directive_marks(bytes(view), [data], marks)  # inside: read
+    assert marks == b"\x00"
+    view[12:16] = (1).to_bytes(4, "little")  # one byte further: its end is past the buffer's
+    with pytest.raises(ValueError, match="outside its data buffer"):
+        native.tokens().directive_marks(bytes(view), [data], marks)
+    view[8:12] = (1).to_bytes(4, "little")  # a buffer that is not there
+    with pytest.raises(ValueError, match="outside its data buffer"):
+        native.tokens().directive_marks(bytes(view), [data], marks)
+    view[0:4] = (-5).to_bytes(4, "little", signed=True)
+    with pytest.raises(ValueError, match="negative size"):
+        native.tokens().directive_marks(bytes(view), [data], marks)

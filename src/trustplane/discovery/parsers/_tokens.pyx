@@ -86,6 +86,8 @@ cdef class _Source:
         cdef const uint8_t[::1] held
         cdef int32_t length, index, offset
         cdef Py_ssize_t nbuffers = len(buffers)
+        cdef Py_ssize_t *sizes
+        cdef bint bad = False
         if views.shape[0] % 16:
             raise ValueError("views: 16 bytes a line")
         self._held = [views]
@@ -93,24 +95,31 @@ cdef class _Source:
         self.lines.count = n
         self.lines.bytes = 0
         self.lines.data = <const uint8_t **> PyMem_Malloc(max(nbuffers, 1) * sizeof(uint8_t *))
-        if self.lines.data == NULL:
+        sizes = <Py_ssize_t *> PyMem_Malloc(max(nbuffers, 1) * sizeof(Py_ssize_t))
+        if self.lines.data == NULL or sizes == NULL:
+            PyMem_Free(sizes)
             raise MemoryError()
-        sizes = []
         for i in range(nbuffers):
             held = buffers[i]
             self._held.append(held)
             self.lines.data[i] = &held[0] if held.shape[0] else NULL
-            sizes.append(held.shape[0])
-        for r in range(n):
-            memcpy(&length, self.lines.views + 16 * r, 4)
-            if length < 0:
-                raise ValueError("a view with a negative size")
-            if length > 12:
-                memcpy(&index, self.lines.views + 16 * r + 8, 4)
-                memcpy(&offset, self.lines.views + 16 * r + 12, 4)
-                if index < 0 or index >= nbuffers or offset < 0 or offset + <Py_ssize_t> length > sizes[index]:
-                    raise ValueError("a view outside its data buffer")
-            self.lines.bytes += length
+            sizes[i] = held.shape[0]
+        with nogil:
+            for r in range(n):
+                memcpy(&length, self.lines.views + 16 * r, 4)
+                if length < 0:
+                    bad = True
+                    break
+                if length > 12:
+                    memcpy(&index, self.lines.views + 16 * r + 8, 4)
+                    memcpy(&offset, self.lines.views + 16 * r + 12, 4)
+                    if index < 0 or index >= nbuffers or offset < 0 or offset + <Py_ssize_t> length > sizes[index]:
+                        bad = True
+                        break
+                self.lines.bytes += length
+        PyMem_Free(sizes)
+        if bad:
+            raise ValueError("a view outside its data buffer or with a negative size")
 
     def __dealloc__(self):
         PyMem_Free(self.lines.data)

@@ -139,9 +139,9 @@ def _native_frame(
         {
             "time": number(0).cast(pl.Datetime("us", "UTC")),
             **values,
-            "bytes_up": pl.Series([None] * n, dtype=pl.Int64),
+            "bytes_up": pl.repeat(None, n, dtype=pl.Int64, eager=True),
             "bytes_down": number(1, known),
-            "bytes_total": pl.Series([None] * n, dtype=pl.Int64),
+            "bytes_total": pl.repeat(None, n, dtype=pl.Int64, eager=True),
             "blocked": number(2) != 0,
         },
         schema=FRAME_SCHEMA,

@@ -327,7 +327,7 @@ class _Tokeniser:
         n = self.lines.count
         rows: pl.Series | None = None
         if part.height < n:
-            rows = pl.Series("rows", [0] * n, dtype=pl.UInt8)
+            rows = pl.repeat(0, n, dtype=pl.UInt8, eager=True).alias("rows")
             rows.scatter(part.get_column("i"), 1)
         rows_buffer = pa.py_buffer(b"\x01" * n) if rows is None else rows.to_arrow().buffers()[1]
         width = max(len(names) for names in _ROLES)
@@ -366,7 +366,7 @@ class _Tokeniser:
                 **{value.name: value for value in values},
                 "bytes_up": fact(2, 1),
                 "bytes_down": fact(1, 0),
-                "bytes_total": pl.Series([None] * n, dtype=pl.Int64),
+                "bytes_total": pl.repeat(None, n, dtype=pl.Int64, eager=True),
                 "blocked": fact(3) != 0,
             },
             schema=FRAME_SCHEMA,
