@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue as queue_module
 import random
 import resource
 import shutil
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,7 +259,19 @@ def _family_peak_mb() -> float:
     return family(os.getpid()) / 1024 / 1024
 
 
-def _process(path: str, source: str, queue: Any, workers: int) -> None:
+def _child(job: bool, path: str, source: str, queue: Any, workers: int) -> None:
+    """A measurement in a process of its own; an error is passed back (the caller would wait for ever)."""
+    from trustplane.discovery.processing import stop_workers
+
+    try:
+        (_measure_job if job else _measure)(path, source, queue, workers)
+    except BaseException:
+        stop_workers(wait=False)
+        queue.put({"error": traceback.format_exc()})
+        raise
+
+
+def _measure(path: str, source: str, queue: Any, workers: int) -> None:
     from trustplane.discovery.catalog import shipped_catalog
     from trustplane.discovery.parsers import ParseStats, parser_for
     from trustplane.discovery.processing import process_slice, start_workers, stop_workers
@@ -306,14 +320,23 @@ def _process(path: str, source: str, queue: Any, workers: int) -> None:
 def process(path: Path, source: str, *, job: bool = False, workers: int = 1) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    child = ctx.Process(target=_process_job if job else _process, args=(str(path), source, queue, workers))
+    child = ctx.Process(target=_child, args=(job, str(path), source, queue, workers))
     child.start()
-    result: dict[str, Any] = queue.get()
+    while True:  # a child that died without a word (a signal) must not leave the run waiting for ever
+        try:
+            result: dict[str, Any] = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not child.is_alive():
+                ended = f"the process ended ({child.exitcode}) without a result"
+                raise RuntimeError(f"processing {path.name}: {ended}") from None
     child.join()
+    if "error" in result:
+        raise RuntimeError(f"processing {path.name} failed:\n{result['error']}")
     return result
 
 
-def _process_job(path: str, source: str, queue: Any, workers: int) -> None:
+def _measure_job(path: str, source: str, queue: Any, workers: int) -> None:
     """The processing job's own path: ``service.process_next_slice`` slice after slice, each committing its
     sums and checkpoint to a temporary SQLite database, as ``trustplane worker`` runs it."""
     import asyncio
