@@ -52,8 +52,29 @@ cdef extern from *:
             q++;
         return q;
     }
+    /* The first position of a space or a double quote in s[q:b], or b (the lowest byte flagged in either
+       mask is a true one). */
+    static inline Py_ssize_t tp_next_blank_or_quote(const uint8_t *s, Py_ssize_t q, Py_ssize_t b) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (q + 8 <= b) {
+            uint64_t w, x, y;
+            memcpy(&w, s + q, 8);
+            x = w ^ 0x2020202020202020ULL;
+            y = w ^ 0x2222222222222222ULL;
+            uint64_t m = ((x - 0x0101010101010101ULL) & ~x) | ((y - 0x0101010101010101ULL) & ~y);
+            m &= 0x8080808080808080ULL;
+            if (m)
+                return q + (__builtin_ctzll(m) >> 3);
+            q += 8;
+        }
+    #endif
+        while (q < b && s[q] != 32 && s[q] != 34)
+            q++;
+        return q;
+    }
     """
     Py_ssize_t tp_next_byte(const uint8_t *s, Py_ssize_t q, Py_ssize_t b, uint8_t c) noexcept nogil
+    Py_ssize_t tp_next_blank_or_quote(const uint8_t *s, Py_ssize_t q, Py_ssize_t b) noexcept nogil
 
 
 cdef struct Lines:
@@ -585,8 +606,8 @@ def squid_values(
             base = _line(&source.lines, r, &b)
             if b == 0 or base[b - 1] == 32 or not (plain or _within(base, b, 32, 126)):
                 continue
-            q = _find(base, 0, b, 32)
-            if q < 0 or not _epoch_micros(base, q, &micros):
+            q = tp_next_byte(base, 0, b, 32)
+            if q == b or not _epoch_micros(base, q, &micros):
                 continue
             p = q
             while p < b and base[p] == 32:
@@ -595,9 +616,7 @@ def squid_values(
             count = 0
             ok = True
             while p < b:
-                q = _find(base, p, b, 32)
-                if q < 0:
-                    q = b
+                q = tp_next_byte(base, p, b, 32)
                 if q == p:  # an empty field: a double space
                     ok = False
                     break
@@ -787,7 +806,7 @@ def w3c_records(
     ``shape[r] = 0`` and absent values. ``count`` is at most 256."""
     cdef _Source source = _Source(lines, buffers)
     cdef Py_ssize_t n = source.lines.count
-    cdef Py_ssize_t r, k, p, q, b, token, quotes, quoted, vs, ve, h, he, a, at
+    cdef Py_ssize_t r, k, p, q, b, token, vs, ve, h, he, a, at
     cdef Py_ssize_t t_host, t_url, t_ip, t, t2
     cdef Py_ssize_t room = out.shape[1]
     cdef const uint8_t *base
@@ -831,16 +850,7 @@ def w3c_records(
                 continue
             if not (plain or _within(base, b, 32, 126)):
                 continue
-            # the values: every quote must open or close a quoted value (counted first)
-            quotes = 0
-            p = 0
-            while p < b:
-                hit = <const uint8_t *> memchr(base + p, 34, b - p)
-                if hit == NULL:
-                    break
-                quotes += 1
-                p = hit - base + 1
-            quoted = 0
+            # the values: a quote opens a value or closes it (a bare value holds none)
             ok = True
             token = 0
             p = 0
@@ -857,12 +867,14 @@ def w3c_records(
                     if q + 1 < b and base[q + 1] != 32:
                         ok = False
                         break
-                    quoted += 1
                     first[token] = p + 1
                     until[token] = q
                     p = q + 1
                 else:
-                    q = tp_next_byte(base, p, b, 32)
+                    q = tp_next_blank_or_quote(base, p, b)
+                    if q < b and base[q] == 34:
+                        ok = False
+                        break
                     first[token] = p
                     until[token] = q
                     p = q
@@ -872,7 +884,7 @@ def w3c_records(
                     if p >= b or base[p] == 32:
                         ok = False
                         break
-            if not ok or token != count or quotes != 2 * quoted:
+            if not ok or token != count:
                 continue
             # the time
             t = _get(&roles, _DATE, base, first, until)
