@@ -219,33 +219,43 @@ cdef inline void _lower(uint8_t *s, Py_ssize_t n) noexcept nogil:
             s[i] += 32
 
 
-cdef inline Py_ssize_t _view(
-    uint8_t *views, uint8_t *validity, uint8_t *out, Py_ssize_t used, Py_ssize_t r, const uint8_t *base,
-    Py_ssize_t start, Py_ssize_t end, bint lower=False,
+cdef inline void _set_view(
+    uint8_t *views, uint8_t *validity, Py_ssize_t r, const uint8_t *data, int32_t size, int32_t at
 ) noexcept nogil:
-    """Line ``r``'s value ``base[start:end]`` as a string view (``views`` and ``validity`` are zeroed), a
-    longer value copied to ``out`` at ``used``; returns the new ``used``. ``lower``: ASCII letters
-    lower-cased (in the view and the copy)."""
+    """Line ``r``'s string view of ``size`` bytes (``views`` and ``validity`` are zeroed): ``data`` itself
+    when at most 12 bytes, else its first 4 bytes and offset ``at`` in buffer 0."""
     cdef uint8_t *v = views + 16 * r
-    cdef int32_t size = <int32_t> (end - start)
-    cdef int32_t at = <int32_t> used
     memcpy(v, &size, 4)
     validity[r >> 3] |= <uint8_t> (1 << (r & 7))
     if size <= 12:
         if size:
-            memcpy(v + 4, base + start, size)
-            if lower:
-                _lower(v + 4, size)
+            memcpy(v + 4, data, size)
+    else:
+        memcpy(v + 4, data, 4)
+        memcpy(v + 12, &at, 4)  # buffer 0 (bytes 8-11) stays 0
+
+
+cdef inline Py_ssize_t _view(
+    uint8_t *views, uint8_t *validity, uint8_t *out, Py_ssize_t used, Py_ssize_t r, const uint8_t *base,
+    Py_ssize_t start, Py_ssize_t end, bint lower=False,
+) noexcept nogil:
+    """Line ``r``'s value ``base[start:end]`` as a string view, a longer value copied to ``out`` at
+    ``used``; returns the new ``used``. ``lower``: ASCII letters lower-cased (in the view and the copy)."""
+    cdef int32_t size = <int32_t> (end - start)
+    if size <= 12:
+        _set_view(views, validity, r, base + start, size, 0)
+        if lower:
+            _lower(views + 16 * r + 4, size)
         return used
     memcpy(out + used, base + start, size)
     if lower:
         _lower(out + used, size)
-    memcpy(v + 4, out + used, 4)
-    memcpy(v + 12, &at, 4)  # buffer 0 (bytes 8-11) stays 0
+    _set_view(views, validity, r, out + used, size, <int32_t> used)
     return used + size
 
 
-def _check(_Source source, views, validity, out, Py_ssize_t values):
+def _check(_Source source, uint8_t[:, ::1] views, uint8_t[:, ::1] validity, out, Py_ssize_t values):
+    """The output buffers fit the lines and ``values`` values; views and validity then zeroed."""
     cdef Py_ssize_t n = source.lines.count
     if source.lines.bytes >= 2 ** 31:
         raise ValueError("string views address at most 2 GiB")
@@ -255,6 +265,8 @@ def _check(_Source source, views, validity, out, Py_ssize_t values):
         raise ValueError("views: one row of 16 bytes a line per value")
     if validity.shape[0] < values or validity.shape[1] != (n + 7) // 8:
         raise ValueError("validity: one row of a bit a line per value")
+    memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
+    memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
 
 
 def cef_values(
@@ -294,8 +306,6 @@ def cef_values(
     for k in range(64):
         used[k] = 0
     with nogil:
-        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
-        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
         for r in range(n):
             base = _line(&source.lines, r, &b)
             a = 0
@@ -597,8 +607,6 @@ def squid_values(
     for k in range(5):
         used[k] = 0
     with nogil:
-        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
-        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
         memset(&known[0], 0, known.shape[0])
         memset(&numbers[0, 0], 0, numbers.shape[0] * numbers.shape[1] * sizeof(int64_t))
         for r in range(n):
@@ -760,19 +768,10 @@ cdef inline Py_ssize_t _put(uint8_t *out, Py_ssize_t at, const uint8_t *s, Py_ss
 cdef inline Py_ssize_t _string(
     uint8_t *views, uint8_t *validity, uint8_t *out, Py_ssize_t start, Py_ssize_t end, Py_ssize_t r
 ) noexcept nogil:
-    """``out[start:end]``, already written, as line ``r``'s string view (bytes beyond 12 stay in ``out``)."""
-    cdef uint8_t *v = views + 16 * r
-    cdef int32_t size = <int32_t> (end - start)
-    cdef int32_t at = <int32_t> start
-    memcpy(v, &size, 4)
-    validity[r >> 3] |= <uint8_t> (1 << (r & 7))
-    if size <= 12:
-        if size:
-            memcpy(v + 4, out + start, size)
-        return start  # nothing kept in out
-    memcpy(v + 4, out + start, 4)
-    memcpy(v + 12, &at, 4)
-    return end
+    """``out[start:end]``, already written, as line ``r``'s string view; returns how much of ``out`` is
+    used (bytes a short value took there are given back: the view holds them)."""
+    _set_view(views, validity, r, out + start, <int32_t> (end - start), <int32_t> start)
+    return start if end - start <= 12 else end
 
 
 def w3c_records(
@@ -837,8 +836,6 @@ def w3c_records(
     for k in range(5):
         used[k] = 0
     with nogil:
-        memset(&views[0, 0], 0, views.shape[0] * views.shape[1])
-        memset(&validity[0, 0], 0, validity.shape[0] * validity.shape[1])
         memset(&known[0, 0], 0, known.shape[0] * known.shape[1])
         memset(&facts[0, 0], 0, facts.shape[0] * facts.shape[1] * sizeof(int64_t))
         for r in range(n):
