@@ -52,71 +52,39 @@ def _destination(host: str) -> str:
 
 
 def summarise(frame: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One batch's records → (app sums, unmatched sums). Hosts are matched once per distinct value; rows are
-    grouped by their app's number among the batch's apps, which becomes the app's id in the grouped frame."""
+    """One batch's records → (app sums, unmatched sums). Hosts are matched once per distinct value."""
     if frame.height == 0:
         return _empty_apps(), _empty_unmatched()
     hosts = frame.get_column("dest_host").drop_nulls().unique().to_list()
-    app_ids: list[str] = []
-    numbers: dict[str, int] = {}
-    app_of_host: list[int | None] = []
+    app_ids: list[str | None] = []
     destinations: list[str | None] = []
     for host in hosts:
         app = catalog.match(host)
-        if app is None:
-            app_of_host.append(None)
-            destinations.append(_destination(host))
-            continue
-        number = numbers.get(app.id)
-        if number is None:
-            number = numbers[app.id] = len(app_ids)
-            app_ids.append(app.id)
-        app_of_host.append(number)
-        destinations.append(None)
-    # Each row's host as its index among the distinct hosts (one hash per row), then the answers by index.
+        app_ids.append(app.id if app is not None else None)
+        destinations.append(None if app is not None else _destination(host))
+    # Each row's host as its index among the distinct hosts (one hash per row), then both answers by index.
     code = pl.col("dest_host").cast(pl.Enum(hosts)).to_physical()
-    bytes_up, bytes_down = pl.col("bytes_up").fill_null(0), pl.col("bytes_down").fill_null(0)
-    enriched = frame.select(
-        pl.lit(pl.Series(app_of_host, dtype=pl.UInt32)).gather(code).alias("app"),
-        code.alias("host_code"),
-        pl.col("dest_ip"),
+    enriched = frame.with_columns(code.alias("host_code")).select(
+        pl.lit(pl.Series(app_ids, dtype=pl.String)).gather("host_code").alias("app_id"),
+        pl.coalesce(pl.lit(pl.Series(destinations, dtype=pl.String)).gather("host_code"), pl.col("dest_ip"))
+        .alias("destination"),
         pl.col("user").fill_null("").alias("user_name"),
         pl.col("source_ip").fill_null("").alias("ip_address"),
         pl.col("time").dt.date().alias("day"),
+        pl.lit(1, pl.Int64).alias("transactions"),
         pl.col("blocked").cast(pl.Int64).alias("blocked"),
-        bytes_up.alias("bytes_up"),
-        bytes_down.alias("bytes_down"),
-        pl.coalesce(pl.col("bytes_total"), bytes_up + bytes_down).alias("traffic"),
+        pl.col("bytes_up").fill_null(0).alias("bytes_up"),
+        pl.col("bytes_down").fill_null(0).alias("bytes_down"),
+        pl.coalesce(
+            pl.col("bytes_total"), pl.col("bytes_up").fill_null(0) + pl.col("bytes_down").fill_null(0)
+        ).alias("traffic"),
+    )  # fmt: skip
+    apps = enriched.filter(pl.col("app_id").is_not_null()).group_by(APP_KEYS).agg(pl.sum(*SUMS))
+    unmatched = (
+        enriched.filter(pl.col("app_id").is_null() & pl.col("destination").is_not_null())
+        .group_by(UNMATCHED_KEYS)
+        .agg(pl.sum(*SUMS))
     )
-    sums = [
-        pl.len().cast(pl.Int64).alias("transactions"),
-        pl.sum("blocked", "bytes_up", "bytes_down", "traffic"),
-    ]
-    app_number = pl.col("app")
-    apps = (
-        enriched.filter(app_number.is_not_null())
-        .group_by("app", "user_name", "ip_address", "day")
-        .agg(*sums)
-        .select(
-            pl.lit(pl.Series(app_ids, dtype=pl.String)).gather(app_number).alias("app_id"),
-            *APP_KEYS[1:],
-            *SUMS,
-        )
-    )
-    if None not in app_of_host and enriched.get_column("host_code").null_count() == 0:
-        unmatched = _empty_unmatched()  # every row's host is an app's
-    else:
-        destination = pl.coalesce(
-            pl.lit(pl.Series(destinations, dtype=pl.String)).gather("host_code"), pl.col("dest_ip")
-        )
-        unmatched = (
-            enriched.filter(app_number.is_null())
-            .with_columns(destination.alias("destination"))
-            .filter(pl.col("destination").is_not_null())
-            .group_by(UNMATCHED_KEYS)
-            .agg(*sums)
-            .select(*UNMATCHED_KEYS, *SUMS)
-        )
     return _compact(apps), _compact(unmatched)
 
 
