@@ -96,6 +96,13 @@ def split_block(block: bytes, max_line_bytes: int) -> tuple[pl.Series, pl.Series
     return pl.Series("line", pl.from_arrow(text)), pl.Series("size", pl.from_arrow(counts))
 
 
+def int64_column(buffer: pa.Buffer, row: int, n: int, validity: pa.Buffer | None = None) -> pl.Series:
+    """Row ``row`` of an ``n``-wide int64 matrix the tokeniser filled, as a column (null where
+    ``validity``, a bit a line, is 0)."""
+    array = pa.Array.from_buffers(pa.int64(), n, [validity, buffer.slice(row * 8 * n, 8 * n)])
+    return pl.Series(pl.from_arrow(array))
+
+
 def _last_size(sizes: pa.Buffer, n: int) -> int:
     return int(memoryview(sizes).cast("B").cast("q")[n - 1])
 

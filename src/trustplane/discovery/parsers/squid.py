@@ -130,19 +130,15 @@ def _native_frame(
         plain,
     )
 
-    def number(row: int, validity: pa.Buffer | None = None) -> pl.Series:
-        array = pa.Array.from_buffers(pa.int64(), n, [validity, numbers.slice(row * 8 * n, 8 * n)])
-        return pl.Series(pl.from_arrow(array))
-
     values = dict(zip(_NATIVE_VALUES, found.columns(range(len(_NATIVE_VALUES)), _NATIVE_VALUES), strict=True))
     frame = pl.DataFrame(
         {
-            "time": number(0).cast(pl.Datetime("us", "UTC")),
+            "time": native.int64_column(numbers, 0, n).cast(pl.Datetime("us", "UTC")),
             **values,
             "bytes_up": pl.repeat(None, n, dtype=pl.Int64, eager=True),
-            "bytes_down": number(1, known),
+            "bytes_down": native.int64_column(numbers, 1, n, known),
             "bytes_total": pl.repeat(None, n, dtype=pl.Int64, eager=True),
-            "blocked": number(2) != 0,
+            "blocked": native.int64_column(numbers, 2, n) != 0,
         },
         schema=FRAME_SCHEMA,
     )

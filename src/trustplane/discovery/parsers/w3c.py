@@ -356,8 +356,7 @@ class _Tokeniser:
 
         def fact(row: int, bits: int | None = None) -> pl.Series:
             validity = None if bits is None else known.slice(bits * bitmap, bitmap)
-            array = pa.Array.from_buffers(pa.int64(), n, [validity, facts.slice(row * 8 * n, 8 * n)])
-            return pl.Series(pl.from_arrow(array))
+            return native.int64_column(facts, row, n, validity)
 
         values = found.columns(range(len(_RECORD_VALUES)), _RECORD_VALUES)
         frame = pl.DataFrame(
