@@ -84,3 +84,51 @@ def test_a_user_principal_name_is_unique_per_tenant_whatever_its_case(server: Te
     with pytest.raises(IntegrityError):
         server.run(insert_twin())
     assert server.scalar("SELECT count(*) FROM users WHERE lower(user_principal_name) = :u", u=upn) == 1
+
+
+def test_sqlite_keeps_feature_counts_in_key_order_and_the_migration_keeps_every_row(tmp_path: object) -> None:
+    """Migration 0012 rebuilds ``protection_feature_counts`` WITHOUT ROWID on SQLite (a user's counts are
+    then neighbours in the file): the rows written before it are all there after it, and after its
+    downgrade."""
+    import asyncio
+    from pathlib import Path
+
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from trustplane.core.migrate import alembic_config, upgrade
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'm.db'}")
+    at = "2026-01-01 00:00:00.000000"
+    rows = [("t1", f"user-{i % 7}", "ip", f"=10.0.0.{i}", i, at) for i in range(300)]
+
+    async def run() -> tuple[list[tuple[object, ...]], str, list[tuple[object, ...]], str]:
+        await upgrade(engine, "0011")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("PRAGMA foreign_keys = OFF"))
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO protection_feature_counts (tenant_id, subject, feature, value, count, "
+                    "first_seen_at) VALUES (:t, :s, :f, :v, :n, :at)"
+                ),
+                [dict(zip(("t", "s", "f", "v", "n", "at"), row, strict=True)) for row in rows],
+            )
+        await upgrade(engine)
+        query = (
+            "SELECT tenant_id, subject, feature, value, count, first_seen_at FROM protection_feature_counts"
+        )
+        table_sql = "SELECT sql FROM sqlite_master WHERE name = 'protection_feature_counts'"
+        async with engine.connect() as conn:
+            after = sorted(tuple(r) for r in (await conn.execute(sa.text(query))).all())
+            kind = (await conn.execute(sa.text(table_sql))).scalar_one()
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0011"))
+        async with engine.connect() as conn:
+            back = sorted(tuple(r) for r in (await conn.execute(sa.text(query))).all())
+            kind_back = (await conn.execute(sa.text(table_sql))).scalar_one()
+        await engine.dispose()
+        return after, kind, back, kind_back
+
+    after, kind, back, kind_back = asyncio.run(run())
+    assert after == sorted(rows) and back == sorted(rows)
+    assert kind.rstrip().endswith("WITHOUT ROWID") and "WITHOUT ROWID" not in kind_back

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
+from itertools import repeat
 
 Group = tuple[tuple[str, float], ...]
 # Freeman et al.'s two hierarchical groups, with the das-group weights.
@@ -64,8 +65,11 @@ _OSES = (
 )
 
 
+@lru_cache(maxsize=4096)
 def parse_user_agent(ua: str) -> tuple[str, str, str]:
-    """(browser and major version, OS and version, device type) of a user-agent string; "?" where unknown."""
+    """(browser and major version, OS and version, device type) of a user-agent string; "?" where unknown.
+    Remembered: a tenant's sign-ins come from a few thousand agents, and the eleven searches are most of
+    ``feature_values``' cost."""
     browser = next((f"{name} {m.group(1)}" for name, rx in _BROWSERS if (m := rx.search(ua))), UNKNOWN)
     os_name = next((f"{name} {m.group(1)}".strip() for name, rx in _OSES if (m := rx.search(ua))), UNKNOWN)
     if "iPad" in ua or "Tablet" in ua:
@@ -120,20 +124,55 @@ def hour_band(hour: int) -> str:
     return f"{start:02d}-{start + HOUR_BAND:02d}"
 
 
-@dataclass(frozen=True, slots=True)
 class Counts:
-    """Counts of one subject (a user or the tenant): (feature, value) -> count, value TOTAL / DISTINCT."""
+    """Counts of one subject (a user or the tenant): (feature, value) -> count, value TOTAL / DISTINCT.
 
-    values: Mapping[tuple[str, str], int]
+    ``stored=True`` reads a table keyed as ``protection_feature_counts`` stores it (a value behind "=":
+    ("ip", "=81.2.69.160"), ("ip", "#total")), so the cached rows are read as they are, without a copy per
+    sign-in; ``extra`` is a second table whose counts are added (a process's unwritten increments)."""
+
+    __slots__ = ("_prefix", "extra", "values")
+
+    def __init__(
+        self,
+        values: Mapping[tuple[str, str], int],
+        extra: Mapping[tuple[str, str], int] | None = None,
+        *,
+        stored: bool = False,
+    ) -> None:
+        self.values = values
+        self.extra = extra or None
+        self._prefix = "=" if stored else ""
+
+    def _count(self, key: tuple[str, str]) -> int:
+        n = self.values.get(key, 0)
+        return n + self.extra.get(key, 0) if self.extra is not None else n
 
     def get(self, feature: str, value: str) -> int:
-        return self.values.get((feature, value), 0)
+        return self._count((feature, self._prefix + value))
 
     def total(self, feature: str) -> int:
-        return self.get(feature, TOTAL)
+        return self._count((feature, TOTAL))
 
     def distinct(self, feature: str) -> int:
-        return self.get(feature, DISTINCT)
+        return self._count((feature, DISTINCT))
+
+    def smoothed(self, feature: str, value: str) -> tuple[int, float]:
+        """The value's count and its smoothed likelihood among the feature's observations (``smoothed``);
+        the model's inner step, so its lookups are written out."""
+        values, extra = self.values, self.extra
+        key, total, distinct = (feature, self._prefix + value), (feature, TOTAL), (feature, DISTINCT)
+        count, n, m = values.get(key, 0), values.get(total, 0), values.get(distinct, 0)
+        if extra is not None:
+            count, n, m = count + extra.get(key, 0), n + extra.get(total, 0), m + extra.get(distinct, 0)
+        return count, smoothed(count, n, m)
+
+    def sum_of(self, feature: str, values: Iterable[str]) -> int:
+        """The counts of several values of a feature, added up."""
+        prefix, zero = self._prefix, repeat(0)
+        keys = [(feature, prefix + v) for v in values]
+        n = sum(map(self.values.get, keys, zero))
+        return n + sum(map(self.extra.get, keys, zero)) if self.extra is not None else n
 
 
 def smoothed(count: int, total: int, distinct: int) -> float:
@@ -152,9 +191,14 @@ def group_ratios(
     for group in groups:
         if len(group) == 1:
             ((feature, _),) = group
-            if values[feature] == UNKNOWN or user.total(feature) == 0:
+            value = values[feature]
+            if value == UNKNOWN or user.total(feature) == 0:
                 out.append(None)
                 continue
+            c_user, p_local = user.smoothed(feature, value)
+            # A value the user never used: p_legit = p_attack / 4 whatever p_attack is.
+            out.append(tenant.smoothed(feature, value)[1] / p_local if c_user else 4.0)
+            continue
         # An unknown value (no ASN for the address, an unparsable agent) carries no information: its
         # weight goes to the group's known sub-features.
         known = [(f, w) for f, w in group if values[f] != UNKNOWN] or list(group)
@@ -162,15 +206,11 @@ def group_ratios(
         p_attack = 0.0
         p_legit = 0.0
         for feature, weight in known:
-            weight *= scale
             value = values[feature]
-            p_global = smoothed(tenant.get(feature, value), tenant.total(feature), tenant.distinct(feature))
-            c_user = user.get(feature, value)
-            p_local = (
-                smoothed(c_user, user.total(feature), user.distinct(feature)) if c_user > 0 else p_global / 4
-            )
-            p_attack += weight * p_global
-            p_legit += weight * p_local
+            p_global = tenant.smoothed(feature, value)[1]
+            c_user, p_local = user.smoothed(feature, value)
+            p_attack += weight * scale * p_global
+            p_legit += weight * scale * (p_local if c_user else p_global / 4)
         out.append(p_attack / p_legit)
     return out
 
@@ -201,6 +241,7 @@ def score(
 SCORE = "score"
 BUCKET_MIN, BUCKET_MAX = -40, 12  # half-decades: S from 1e-20 to 1e6
 BUCKETS = tuple(f"b{i}" for i in range(BUCKET_MIN, BUCKET_MAX + 1))
+_BUCKET_AT = {bucket: i for i, bucket in enumerate(BUCKETS)}
 MIN_CALIBRATION = 1000  # scored sign-ins in the tenant before its histogram is used
 
 
@@ -219,5 +260,5 @@ def tail_share(score_value: float, tenant: Counts) -> float | None:
     total = tenant.total(SCORE)
     if total < MIN_CALIBRATION:
         return None
-    start = BUCKETS.index(score_bucket(score_value))
-    return sum(tenant.get(SCORE, b) for b in BUCKETS[start:]) / total
+    start = _BUCKET_AT[score_bucket(score_value)]
+    return tenant.sum_of(SCORE, BUCKETS[start:]) / total

@@ -107,7 +107,7 @@ class IpIntel:
         if country is None:
             country = iptocc.country_code(str(address))
         asn_text = self.asn.get(address) if self.asn is not None else None
-        origin = iporigin.classify(str(address))
+        origin = iporigin.classify(address)  # the parsed address: not parsed again
         anonymizer = origin.kind if origin.kind in iporigin.ANONYMIZER_KINDS else None
         return IpInfo(
             country.upper() if country else None,

@@ -183,6 +183,9 @@ class FeatureCount(Base):
     the number of distinct values (Freeman et al.'s N and M)."""
 
     __tablename__ = "protection_feature_counts"
+    # On SQLite the rows are kept in primary-key order (migration 0012): a user's counts, read together at the
+    # user's first decision in a process, are then neighbours instead of one lookup each.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     subject: Mapped[str] = mapped_column(String(36), primary_key=True)

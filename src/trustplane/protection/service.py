@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,33 +206,58 @@ async def _user(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -
 
 @dataclass(slots=True)
 class Profile:
-    """What ``assess`` reads about the user in one statement: the feature counts of the user and of the
-    tenant for this sign-in's values (tenant-wide ones with this process's unwritten increments added), when
-    the user's history started, and the user's stored risk."""
+    """What a decision reads about the user and the tenant: the user's feature counts (the cached state's
+    table), the tenant-wide ones (the tenant's snapshot, or the values read for this sign-in) plus this
+    process's unwritten tenant-wide increments, when the user's history started and the user's stored risk.
+    Keys as stored: (feature, "=<value>" | "#total" | "#distinct").
 
-    found: dict[tuple[str, str, str], int]
+    A view of the process's tables, not a copy (copying the ~85 counts a sign-in is scored against was most
+    of a decision's cost): a transaction of this process that commits meanwhile adds to them, so a later
+    step of the same sign-in (``learn``) sees what was committed in between — as a read would."""
+
+    user_id: str
+    mine: Mapping[tuple[str, str], int]
+    tenant: Mapping[tuple[str, str], int]
+    pending: Mapping[tuple[str, str], int]
     first_seen: datetime | None
     risk_level: str
     risk_updated_at: datetime | None
-    # The user's ("<user id>") and the tenant's ("*") counts as the model reads them (value without "="),
-    # built with ``found`` by ``_profile``; ``counts`` builds any other subject's from ``found``.
-    by_subject: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+
+    def user_count(self, feature: str, value: str) -> int:
+        return self.mine.get((feature, value), 0)
+
+    def tenant_count(self, feature: str, value: str) -> int:
+        key = (feature, value)
+        return self.tenant.get(key, 0) + self.pending.get(key, 0)
 
     def counts(self, subject: str) -> features.Counts:
-        built = self.by_subject.get(subject)
-        if built is None:
-            found = self.found.items()
-            built = {(f, v[1:] if v.startswith("=") else v): n for (s, f, v), n in found if s == subject}
-        return features.Counts(built)
+        """The model's view of the user's (``user_id``) or the tenant's ("*") counts."""
+        if subject == "*":
+            return features.Counts(self.tenant, self.pending, stored=True)
+        if subject != self.user_id:
+            raise ValueError(f"this profile is {self.user_id!r}'s, not {subject!r}'s")
+        return features.Counts(self.mine, stored=True)
+
+    def found(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str, str], int]:
+        """The non-zero counts among ``keys`` as (subject, feature, value) -> count, subject the user's id or
+        "*" (what a read of those keys from the database gives)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for feature, value in keys:
+            if n := self.user_count(feature, value):
+                out[(self.user_id, feature, value)] = n
+            if n := self.tenant_count(feature, value):
+                out[("*", feature, value)] = n
+        return out
 
 
 async def _load_user(
-    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, wanted: list[tuple[str, str]]
+    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, values: dict[str, str]
 ) -> profiles.UserState | None:
     """The attempt's directory user with every feature count and the stored risk: from this process's
     cache (``profiles``) when it is fresh, else read and cached. The read is one statement — the user's
-    counts, the user's risk and the tenant-wide counts among ``wanted`` that the cache lacks — after the
-    user's own row, unless the caller passed that (``attempt.user``)."""
+    counts, the user's risk and, without a snapshot of the tenant's table, the tenant-wide counts of this
+    sign-in's ``values`` that the cache lacks — after the user's own row, unless the caller passed that
+    (``attempt.user``)."""
     user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
     cached = profiles.user(tenant_id, user_id, None if user_id else attempt.user_principal_name)
     if cached is not None:
@@ -245,6 +270,7 @@ async def _load_user(
         user = await _user(session, tenant_id, attempt)
     if user is None:
         return None
+    wanted = [] if profiles.snapshot(tenant_id) is not None else _wanted(values)
     _, missing = profiles.tenant_counts(tenant_id, wanted)
     # With the user's counts, the tenant's for all of ``wanted`` when any is missing (one statement shape
     # per feature set, compiled once), or none.
@@ -278,60 +304,51 @@ async def _tenant_snapshot(session: AsyncSession, tenant_id: str) -> None:
         profiles.store_snapshot(tenant_id, table, since)
 
 
+_SCORE_KEYS = [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)] + [
+    (features.SCORE, "=" + b) for b in features.BUCKETS
+]
+
+
 def _wanted(values: dict[str, str]) -> list[tuple[str, str]]:
     """The tenant-wide counts a sign-in with these feature values is scored against."""
     wanted = [(f, key) for f, v in values.items() for key in ("=" + v, features.TOTAL, features.DISTINCT)]
-    wanted += [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)]
-    wanted += [(features.SCORE, "=" + b) for b in features.BUCKETS]
-    return wanted
+    return wanted + _SCORE_KEYS
 
 
 async def _profile(
-    session: AsyncSession, tenant_id: str, state: profiles.UserState, wanted: list[tuple[str, str]]
+    session: AsyncSession, tenant_id: str, state: profiles.UserState, values: dict[str, str]
 ) -> Profile:
-    """The profile for this sign-in's values (``wanted``): the user's counts from ``state``, the tenant's
-    from the cache (the ones not cached read in one statement), this process's unwritten tenant increments
-    added."""
-    user_id = state.user_id
-    found: dict[tuple[str, str, str], int] = {}
-    mine: dict[tuple[str, str], int] = {}
-    theirs: dict[tuple[str, str], int] = {}
+    """The profile for a sign-in with these ``values``: the user's counts from ``state``; the tenant's from
+    the tenant's snapshot, else from the per-value cache (the ones not cached read in one statement); this
+    process's unwritten tenant-wide increments beside them."""
     tenant: dict[tuple[str, str], int] | None = profiles.snapshot(tenant_id)
     if tenant is None:
+        wanted = _wanted(values)
         tenant, missing = profiles.tenant_counts(tenant_id, wanted)
         if missing:
             since = profiles.generation()
             _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
             profiles.store_tenant_counts(tenant_id, tenant, since)
-    # One pass over the wanted keys (this runs on every decision): the user's count, the tenant's plus this
-    # process's unwritten increments (only the wanted ones are looked up among those: they can be many).
-    user_counts = state.counts
-    pending = cache.pending(tenant_id)
-    for key in wanted:
-        feature, value = key
-        plain = value[1:] if value[:1] == "=" else value
-        n = user_counts.get(key, 0)
-        if n:
-            found[(user_id, feature, value)] = n
-            mine[(feature, plain)] = n
-        n = tenant.get(key, 0) + pending.get(key, 0)
-        if n:
-            found[("*", feature, value)] = n
-            theirs[(feature, plain)] = n
-    by_subject = {user_id: mine, "*": theirs}
-    return Profile(found, state.first_seen, state.risk_level, state.risk_updated_at, by_subject)
+    return Profile(
+        state.user_id,
+        state.counts,
+        tenant,
+        cache.pending(tenant_id),
+        state.first_seen,
+        state.risk_level,
+        state.risk_updated_at,
+    )
 
 
-def _unfamiliar(
-    profile: Profile, user_id: str, values: dict[str, str], at: datetime
-) -> tuple[float | None, float | None]:
+def _unfamiliar(profile: Profile, values: dict[str, str], at: datetime) -> tuple[float | None, float | None]:
     """The score (None in the learning period) and its share among the tenant's scored sign-ins."""
-    user = profile.counts(user_id)
-    learned = user.total("ip") >= features.LEARNING_SIGN_INS and profile.first_seen is not None
-    if not learned or at - to_utc(profile.first_seen) < timedelta(days=features.LEARNING_DAYS):  # type: ignore[arg-type]
+    first_seen = profile.first_seen
+    if first_seen is None or profile.user_count("ip", features.TOTAL) < features.LEARNING_SIGN_INS:
+        return None, None
+    if at - to_utc(first_seen) < timedelta(days=features.LEARNING_DAYS):
         return None, None
     tenant = profile.counts("*")
-    value = features.score(values, user, tenant)
+    value = features.score(values, profile.counts(profile.user_id), tenant)
     return value, features.tail_share(value, tenant)
 
 
@@ -348,7 +365,6 @@ async def _learn(
 ) -> None:
     """Count the score in the tenant's histogram (every scored sign-in) and, for a successful sign-in that
     raised no risk, add its features to the user's counts (written now) and the tenant's (``cache``)."""
-    found = profile.found
     tenant_rows: list[tuple[str, str, int]] = []
     if score is not None:
         tenant_rows += [
@@ -360,13 +376,13 @@ async def _learn(
         for feature, value in features.learnable(values).items():
             rows.append((user_id, feature, "=" + value, 1))
             rows.append((user_id, feature, features.TOTAL, 1))
-            if found.get((user_id, feature, "=" + value), 0) == 0:
+            if profile.user_count(feature, "=" + value) == 0:
                 rows.append((user_id, feature, features.DISTINCT, 1))
             tenant_rows.append((feature, "=" + value, 1))
             tenant_rows.append((feature, features.TOTAL, 1))
-            if found.get(("*", feature, "=" + value), 0) == 0:
+            if profile.tenant_count(feature, "=" + value) == 0:
                 tenant_rows.append((feature, features.DISTINCT, 1))
-        if found.get((user_id, "ip", features.TOTAL), 0) == 0:
+        if profile.user_count("ip", features.TOTAL) == 0:
             tenant_rows.append((features.USERS, features.TOTAL, 1))
     cache.add_tenant_counts(tenant_id, tenant_rows)
     rows += [("*", f, v, n) for f, v, n in cache.take_due(tenant_id)]
@@ -422,11 +438,10 @@ async def learn(session: AsyncSession, tenant_id: str, target: Assessment | Sign
     else:
         values = _stored_values(sign_in)
         attempt = SignInAttempt(sign_in.user_principal_name or "", sign_in.created_at, user_id=user_id)
-        wanted = _wanted(values)
-        state = await _load_user(session, tenant_id, attempt, wanted)
+        state = await _load_user(session, tenant_id, attempt, values)
         if state is None:
             return False
-        profile = await _profile(session, tenant_id, state, wanted)
+        profile = await _profile(session, tenant_id, state, values)
     at = to_utc(sign_in.created_at)
     await _learn(session, tenant_id, user_id, values, profile, at, learn=True, score=None)
     return True
@@ -490,9 +505,8 @@ async def decide(
         region=attempt.state,
         at=at,
     )
-    wanted = _wanted(values)
     await _tenant_snapshot(session, tenant_id)
-    user = await _load_user(session, tenant_id, attempt, wanted)
+    user = await _load_user(session, tenant_id, attempt, values)
     # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
     user_id = user.user_id if user is not None else ""
     password_valid = (
@@ -505,9 +519,9 @@ async def decide(
     tail: float | None = None
     profile: Profile | None = None
     if user is not None:
-        profile = await _profile(session, tenant_id, user, wanted)
+        profile = await _profile(session, tenant_id, user, values)
         if attempt.succeeded:
-            score, tail = _unfamiliar(profile, user_id, values, at)
+            score, tail = _unfamiliar(profile, values, at)
     signal = SignInSignal(
         at=at,
         user_id=user_id,
