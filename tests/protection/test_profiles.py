@@ -34,9 +34,9 @@ def statements_during(server: TestServer, action: Any) -> tuple[Any, int]:
         nonlocal seen
         seen += 1
 
-    async def counted_driver_rows(*args: Any) -> Any:
+    async def counted_driver_rows(*args: Any, **kwargs: Any) -> Any:
         count()
-        return await driver_rows(*args)
+        return await driver_rows(*args, **kwargs)
 
     engine = server.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
@@ -54,11 +54,11 @@ def test_a_warm_users_decision_runs_no_statement(server: TestServer) -> None:
     user = make_user(server, tenant_id, "warm")
     assess(server, tenant_id, user, at=T0, **HOME)  # first touch: loaded and cached
     attempt = SignInAttempt(user.user_principal_name, T0 + timedelta(minutes=5), user_id=user.id, **HOME)
-    decision, statements = statements_during(server, lambda s: service.decide(s, tenant_id, attempt))
+    decision, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
     assert statements == 0
     assert decision.user is not None and decision.user.user_id == user.id
     profiles.clear()
-    cold, statements = statements_during(server, lambda s: service.decide(s, tenant_id, attempt))
+    cold, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
     assert statements > 0 and cold.profile is not None and decision.profile is not None
     # The same counts either way: the cache holds what the database holds.
     keys = service._wanted(decision.values)
@@ -138,57 +138,79 @@ def wait_until(check: Any, seconds: float = 10.0) -> bool:
     return bool(check())
 
 
+@pytest.mark.parametrize("big_feature", [profiles.BIG_FEATURE, 0], ids=["dictionary", "columns"])
 def test_a_warm_decision_on_values_never_seen_reads_nothing_and_equals_a_fresh_read(
-    server: TestServer, monkeypatch: pytest.MonkeyPatch
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, big_feature: int
 ) -> None:
     """The tenant-wide counts come from the tenant's snapshot, where a value absent has count 0: a new
-    address, device and browser need no read, and the profile is the one a read of each value gives."""
+    address, device and browser need no read, and the profile is the one a read of each value gives —
+    with the snapshot's values in its dictionary or in sorted columns (``BIG_FEATURE`` 0)."""
     monkeypatch.setattr(cache, "FLUSH_SECONDS", 0.0)  # tenant-wide increments written at once, not batched
+    monkeypatch.setattr(profiles, "BIG_FEATURE", big_feature)
     tenant_id = server.tenant().tenant_id
     seasoned, user = make_user(server, tenant_id, "seasoned"), make_user(server, tenant_id, "fresh")
     for day in range(3):
         assess(server, tenant_id, seasoned, at=T0 + timedelta(days=day), **HOME)
+    profiles.clear()
     assess(server, tenant_id, user, at=T0, **HOME)  # the user and the tenant's snapshot are loaded
-    assert profiles.snapshot(tenant_id) is not None
+    snap = profiles.snapshot(tenant_id)
+    assert snap is not None and bool(snap.columns) == (big_feature == 0)
     away = {"ip_address": "2.125.160.216", "user_agent": CHROME.replace("Windows NT 10.0", "Macintosh")}
-    attempt = SignInAttempt(
-        user.user_principal_name,
-        T0 + timedelta(hours=2),
-        user_id=user.id,
-        device_detail={"deviceId": "never-seen"},
-        **away,
-    )
-    warm, statements = statements_during(server, lambda s: service.decide(s, tenant_id, attempt))
-    assert statements == 0
-    assert warm.profile is not None
-    keys = service._wanted(warm.values)
-    found = warm.profile.found(keys)
-    assert found[("*", "ip", "#total")] >= 4  # the sign-ins learned above, at least
-    assert ("*", "ip", "=2.125.160.216") not in found  # never seen: 0
+    attempts = [
+        SignInAttempt(
+            user.user_principal_name,
+            T0 + timedelta(hours=2),
+            user_id=user.id,
+            device_detail={"deviceId": "never-seen"},
+            **away,
+        ),
+        SignInAttempt(user.user_principal_name, T0 + timedelta(hours=2), user_id=user.id, **HOME),
+    ]
+    warm = []
+    for attempt in attempts:
+        decision, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
+        assert statements == 0 and decision.profile is not None
+        warm.append(decision)
+    keys = [service._wanted(decision.values) for decision in warm]
+    found = [decision.profile.found(k) for decision, k in zip(warm, keys, strict=True)]  # type: ignore[union-attr]
+    assert found[0][("*", "ip", "#total")] >= 4  # the sign-ins learned above, at least
+    assert ("*", "ip", "=2.125.160.216") not in found[0]  # never seen: 0
+    assert found[1][("*", "ip", "=81.2.69.160")] >= 4  # the home address, wherever the snapshot holds it
     # The per-value reads (a tenant too large for a snapshot) give the same counts.
     monkeypatch.setattr(profiles, "SNAPSHOT_MAX", 0)
-    profiles.clear()
-    read, statements = statements_during(server, lambda s: service.decide(s, tenant_id, attempt))
-    assert profiles.snapshot(tenant_id) is None and statements >= 2
-    assert read.profile is not None and read.profile.found(keys) == found
-    # The model reads the same counts through either profile (the user is still learning, so the score is
-    # computed here rather than by the decision).
-    scores = [
-        features.score(warm.values, p.counts(user.id), p.counts("*")) for p in (warm.profile, read.profile)
-    ]
-    assert scores[0] == scores[1] and 0 < scores[0] < 1
+    for attempt, decision, k, counts in zip(attempts, warm, keys, found, strict=True):
+        profiles.clear()
+        read, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
+        assert profiles.snapshot(tenant_id) is None and statements >= 2
+        assert read.profile is not None and read.profile.found(k) == counts
+        # The model reads the same counts through either profile (the user is still learning, so the
+        # score is computed here rather than by the decision).
+        scores = [
+            features.score(decision.values, p.counts(user.id), p.counts("*"))
+            for p in (decision.profile, read.profile)
+            if p is not None
+        ]
+        assert len(scores) == 2 and scores[0] == scores[1] and 0 < scores[0] < 1
 
 
+@pytest.mark.parametrize("big_feature", [profiles.BIG_FEATURE, 0], ids=["dictionary", "columns"])
 def test_the_snapshot_follows_what_this_process_commits_and_not_what_it_rolls_back(
-    server: TestServer, monkeypatch: pytest.MonkeyPatch
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, big_feature: int
 ) -> None:
-    """After each transaction the tenant's snapshot equals the table in the database (tenant-wide
-    increments written at every sign-in here, instead of batched)."""
+    """After each transaction the tenant's snapshot holds the table in the database (tenant-wide increments
+    written at every sign-in here, instead of batched) — with every value in its dictionary, and with every
+    feature's values in sorted columns (``BIG_FEATURE`` 0), read two rows a chunk."""
     monkeypatch.setattr(cache, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(profiles, "BIG_FEATURE", big_feature)
+    monkeypatch.setattr(repository, "_TABLE_CHUNK", 2)
     tenant_id = server.tenant().tenant_id
     user = make_user(server, tenant_id, "snap")
     assess(server, tenant_id, user, at=T0, **HOME)
-    assert profiles.snapshot(tenant_id) == tenant_table(server, tenant_id)
+    profiles.clear()  # read again, now that the table has rows
+    assess(server, tenant_id, user, at=T0 + timedelta(seconds=30), ip_address="81.2.69.161")
+    snap = profiles.snapshot(tenant_id)
+    assert snap is not None and bool(snap.columns) == (big_feature == 0)
+    assert_holds(snap, tenant_table(server, tenant_id))
     attempt = SignInAttempt(
         user.user_principal_name, T0 + timedelta(minutes=1), user_id=user.id, ip_address="2.125.160.217"
     )
@@ -198,15 +220,38 @@ def test_the_snapshot_follows_what_this_process_commits_and_not_what_it_rolls_ba
         await session.rollback()
 
     write(server, rolled_back)
-    assert profiles.snapshot(tenant_id) == tenant_table(server, tenant_id)
-    assert ("ip", "=2.125.160.217") not in (profiles.snapshot(tenant_id) or {})
+    assert_holds(snap, tenant_table(server, tenant_id))
+    assert snap.get(("ip", "=2.125.160.217")) == 0
     write(server, lambda s: service.assess(s, tenant_id, attempt))
-    assert profiles.snapshot(tenant_id) == tenant_table(server, tenant_id)
-    assert (profiles.snapshot(tenant_id) or {})[("ip", "=2.125.160.217")] == 1
+    assert_holds(snap, tenant_table(server, tenant_id))
+    assert snap.get(("ip", "=2.125.160.217")) == 1
 
 
-def tenant_table(server: TestServer, tenant_id: str) -> dict[tuple[str, str], int] | None:
-    return write(server, lambda s: FeatureCountRepository(s, tenant_id).tenant_table(10_000))
+def assert_holds(snap: profiles.Snapshot | None, table: dict[tuple[str, str], int]) -> None:
+    """The snapshot gives every count of the table and nothing else (a value the table has not: 0)."""
+    assert snap is not None and table
+    assert {key: snap.get(key) for key in table} == table
+    assert [key for key, n in snap.counts.items() if n and key not in table] == []
+    assert sum(len(column) for column in snap.columns.values()) <= len(table)
+    assert snap.get(("ip", "=192.0.2.254")) == 0 and snap.get(("nothing", "=at all")) == 0
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.table: dict[tuple[str, str], int] = {}
+
+    def add(self, rows: list[tuple[str, str, int]]) -> None:
+        self.table.update(((feature, value), n) for feature, value, n in rows)
+
+
+def tenant_table(server: TestServer, tenant_id: str) -> dict[tuple[str, str], int]:
+    rows = Rows()
+
+    async def read(session: Any) -> None:
+        assert await FeatureCountRepository(session, tenant_id).tenant_table(10_000, rows)
+
+    write(server, read)
+    return rows.table
 
 
 def test_a_first_touch_is_one_statement_when_the_caller_passes_the_user(server: TestServer) -> None:
@@ -225,3 +270,27 @@ def test_a_first_touch_is_one_statement_when_the_caller_passes_the_user(server: 
     mismatched = dataclasses.replace(attempt, user=other)  # not the user the attempt names: read again
     decision, statements = statements_during(server, lambda s: service.decide(s, tenant_id, mismatched))
     assert statements == 2 and decision.user is not None and decision.user.user_id == user.id
+
+
+def test_a_first_touch_in_a_transaction_that_changed_the_users_risk_reads_that_risk(
+    server: TestServer,
+) -> None:
+    """A batch (ingestion) can confirm a user compromised and then decide on the user's next sign-in in the
+    same transaction: the first touch's read sees the uncommitted risk (on SQLite it then goes through the
+    session's connection, not the read-only one)."""
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "same-transaction")
+    attempt = SignInAttempt(user.user_principal_name, T0, user_id=user.id, **HOME)
+
+    async def both(session: Any) -> Any:
+        await service.confirm_compromised(session, tenant_id, SYSTEM, [user.id])
+        profiles.clear()
+        decision = await service.decide(session, tenant_id, attempt)
+        await session.rollback()
+        return decision
+
+    decision = write(server, both)
+    assert decision.user is not None and decision.user.risk_level == "high"
+    profiles.clear()
+    after = write(server, lambda s: service.decide(s, tenant_id, attempt))
+    assert after.user is not None and after.user.risk_level == "none"  # rolled back

@@ -129,24 +129,26 @@ class Counts:
 
     ``stored=True`` reads a table keyed as ``protection_feature_counts`` stores it (a value behind "=":
     ("ip", "=81.2.69.160"), ("ip", "#total")), so the cached rows are read as they are, without a copy per
-    sign-in; ``extra`` is a second table whose counts are added (a process's unwritten increments)."""
+    sign-in; ``extra`` are more tables whose counts are added (a process's unwritten increments, values
+    looked up elsewhere)."""
 
     __slots__ = ("_prefix", "extra", "values")
 
     def __init__(
         self,
         values: Mapping[tuple[str, str], int],
-        extra: Mapping[tuple[str, str], int] | None = None,
-        *,
+        *extra: Mapping[tuple[str, str], int],
         stored: bool = False,
     ) -> None:
         self.values = values
-        self.extra = extra or None
+        self.extra = tuple(table for table in extra if table)
         self._prefix = "=" if stored else ""
 
     def _count(self, key: tuple[str, str]) -> int:
         n = self.values.get(key, 0)
-        return n + self.extra.get(key, 0) if self.extra is not None else n
+        for table in self.extra:
+            n += table.get(key, 0)
+        return n
 
     def get(self, feature: str, value: str) -> int:
         return self._count((feature, self._prefix + value))
@@ -160,19 +162,18 @@ class Counts:
     def smoothed(self, feature: str, value: str) -> tuple[int, float]:
         """The value's count and its smoothed likelihood among the feature's observations (``smoothed``);
         the model's inner step, so its lookups are written out."""
-        values, extra = self.values, self.extra
+        values = self.values
         key, total, distinct = (feature, self._prefix + value), (feature, TOTAL), (feature, DISTINCT)
         count, n, m = values.get(key, 0), values.get(total, 0), values.get(distinct, 0)
-        if extra is not None:
-            count, n, m = count + extra.get(key, 0), n + extra.get(total, 0), m + extra.get(distinct, 0)
+        for table in self.extra:
+            count, n, m = count + table.get(key, 0), n + table.get(total, 0), m + table.get(distinct, 0)
         return count, smoothed(count, n, m)
 
     def sum_of(self, feature: str, values: Iterable[str]) -> int:
         """The counts of several values of a feature, added up."""
         prefix, zero = self._prefix, repeat(0)
         keys = [(feature, prefix + v) for v in values]
-        n = sum(map(self.values.get, keys, zero))
-        return n + sum(map(self.extra.get, keys, zero)) if self.extra is not None else n
+        return sum(sum(map(table.get, keys, zero)) for table in (self.values, *self.extra))
 
 
 def smoothed(count: int, total: int, distinct: int) -> float:

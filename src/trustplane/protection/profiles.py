@@ -8,7 +8,11 @@
 * Tenant-wide counts: a tenant's whole table of them (every value any of its users was seen with; a value
   not in it has count 0) when it has at most ``SNAPSHOT_MAX`` rows, read at the tenant's first decision in
   this process and again when older than ``SNAPSHOT_TTL``, so that a decision reads no tenant-wide count
-  from the database; snapshots beyond ``MAX_VALUES`` rows in all are dropped, least recently loaded first.
+  from the database. A feature with more than ``BIG_FEATURE`` values in the tenant (addresses and device
+  ids: 272,000 and 43,000 of a simulated 10,000-user tenant's 312,000 rows) is held as two sorted arrays
+  of the values' hashes and counts (``Column``: 16 bytes a value, where a dictionary entry keyed by
+  (feature, value) takes ~200); snapshots beyond ``MAX_VALUES`` in all (a column's value weighing a tenth
+  of an entry) are dropped, least recently loaded first.
   A tenant with more rows: (tenant, feature, value) -> count as last read, least recently used dropped beyond
   ``MAX_VALUES``; a value not cached is read (the sign-in's values, in one statement).
 
@@ -24,7 +28,10 @@ other processes are seen when the entry is older than ``TTL`` and read again."""
 from __future__ import annotations
 
 import time
+from array import array
+from bisect import bisect_left
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,9 +44,10 @@ from trustplane.core.cache import EVERYTHING, follow_changes
 TTL = 30.0
 MAX_USERS = 20_000
 MAX_ROWS = 5_000
-MAX_VALUES = 200_000
+MAX_VALUES = 400_000
 SNAPSHOT_TTL = 300.0
-SNAPSHOT_MAX = 50_000
+SNAPSHOT_MAX = 2_000_000
+BIG_FEATURE = 4_096
 
 _UPDATES = "trustplane.protection.profile_updates"
 
@@ -63,10 +71,88 @@ _values: OrderedDict[tuple[str, str, str], tuple[int, float]] = OrderedDict()
 _generation = 0  # bumped by every drop: a load that began before a drop is not stored
 
 
+class Column:
+    """One feature's values in a tenant, as two arrays sorted together: each stored value's hash ("=<value>";
+    Python's string hash, fixed within a process, which is the only place the arrays live) and its count.
+    A lookup is a bisection. Two values of a feature sharing a 64-bit hash would read one count: for
+    300,000 values the odds that any pair does are ~2e-9."""
+
+    __slots__ = ("counts", "hashes")
+
+    def __init__(self, pairs: list[tuple[int, int]]) -> None:
+        pairs.sort()
+        self.hashes = array("q", [h for h, _ in pairs])
+        self.counts = array("q", [n for _, n in pairs])
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def get(self, value: str) -> int:
+        h = hash(value)
+        i = bisect_left(self.hashes, h)
+        return self.counts[i] if i < len(self.hashes) and self.hashes[i] == h else 0
+
+
 @dataclass(slots=True)
 class Snapshot:
-    counts: dict[tuple[str, str], int]  # (feature, value as stored) -> count, every row of the tenant's
+    # (feature, value as stored) -> count: every row of the tenant's but the values of the ``columns``'
+    # features, and whatever this process added since it was read (to any key)
+    counts: dict[tuple[str, str], int]
+    columns: dict[str, Column]  # feature -> its values as read, for the features with many
     loaded_at: float
+
+    @property
+    def weight(self) -> int:
+        return len(self.counts) + sum(len(c) for c in self.columns.values()) // 10
+
+    def get(self, key: tuple[str, str]) -> int:
+        n = self.counts.get(key, 0)
+        column = self.columns.get(key[0])
+        return n + column.get(key[1]) if column is not None else n
+
+    def resolve(self, values: Mapping[str, str]) -> dict[tuple[str, str], int]:
+        """The read counts of a sign-in's values (``features.feature_values``) of the column features;
+        ``counts`` holds the rest."""
+        out: dict[tuple[str, str], int] = {}
+        for feature, column in self.columns.items():
+            value = values.get(feature)
+            if value is not None:
+                stored = "=" + value
+                if n := column.get(stored):
+                    out[(feature, stored)] = n
+        return out
+
+
+class SnapshotBuilder:
+    """Builds a ``Snapshot`` from the tenant's rows in (feature, value) order, chunk by chunk: a feature's
+    values stay in the dictionary until it has more than ``BIG_FEATURE`` of them, then go to a column."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.columns: dict[str, list[tuple[int, int]]] = {}
+        self._values: dict[str, list[tuple[str, int]]] = {}  # feature -> its values so far, while few
+        self.rows = 0
+
+    def add(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        for feature, value, count in rows:
+            self.rows += 1
+            if not value.startswith("="):
+                self.counts[(feature, value)] = count
+                continue
+            column = self.columns.get(feature)
+            if column is not None:
+                column.append((hash(value), count))
+                continue
+            few = self._values.setdefault(feature, [])
+            few.append((value, count))
+            if len(few) > BIG_FEATURE:
+                self.columns[feature] = [(hash(v), n) for v, n in few]
+                del self._values[feature]
+
+    def build(self, loaded_at: float) -> Snapshot:
+        for feature, few in self._values.items():
+            self.counts.update(((feature, v), n) for v, n in few)
+        return Snapshot(self.counts, {f: Column(pairs) for f, pairs in self.columns.items()}, loaded_at)
 
 
 _snapshots: OrderedDict[str, Snapshot] = OrderedDict()
@@ -140,12 +226,12 @@ def _risk_changed(user_id: str) -> None:
 follow_changes("risky_users", _risk_changed)
 
 
-def snapshot(tenant_id: str) -> dict[tuple[str, str], int] | None:
+def snapshot(tenant_id: str) -> Snapshot | None:
     """The tenant's whole table of tenant-wide counts, when this process holds a fresh one."""
     snap = _snapshots.get(tenant_id)
     if snap is None or time.monotonic() - snap.loaded_at >= SNAPSHOT_TTL:
         return None
-    return snap.counts
+    return snap
 
 
 def snapshot_due(tenant_id: str) -> bool:
@@ -159,20 +245,20 @@ def snapshot_mark(tenant_id: str) -> int:
     return _tenant_writes.get(tenant_id, 0)
 
 
-def store_snapshot(tenant_id: str, counts: dict[tuple[str, str], int] | None, since: int) -> None:
+def store_snapshot(tenant_id: str, built: SnapshotBuilder | None, since: int) -> None:
     """Keep a tenant's table read when ``snapshot_mark()`` was ``since`` (``None``: it was over
     ``SNAPSHOT_MAX`` rows)."""
     now = time.monotonic()
-    if counts is None:
+    if built is None:
         _too_big[tenant_id] = now
         _snapshots.pop(tenant_id, None)
         return
     _too_big.pop(tenant_id, None)
     if since != snapshot_mark(tenant_id):
         return
-    _snapshots[tenant_id] = Snapshot(counts, now)
+    _snapshots[tenant_id] = built.build(now)
     _snapshots.move_to_end(tenant_id)
-    while len(_snapshots) > 1 and sum(len(s.counts) for s in _snapshots.values()) > MAX_VALUES:
+    while len(_snapshots) > 1 and sum(s.weight for s in _snapshots.values()) > MAX_VALUES:
         _snapshots.popitem(last=False)
 
 
@@ -183,7 +269,7 @@ def tenant_counts(
     and the keys to read."""
     snap = snapshot(tenant_id)
     if snap is not None:
-        return {key: snap.get(key, 0) for key in keys}, []
+        return {key: snap.get(key) for key in keys}, []
     now = time.monotonic()
     found: dict[tuple[str, str], int] = {}
     missing: list[tuple[str, str]] = []

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, case, func, literal, null, select, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,6 +131,28 @@ def _upsert_statement(dialect: str) -> Any:
             set_={"count": FeatureCount.count + insert.excluded.count},
         )
     return stmt
+
+
+_TABLE_CHUNK = 20_000
+
+
+@lru_cache(maxsize=4)
+def _table_statement(chunk: int) -> Any:
+    """The next ``chunk`` tenant-wide rows after (feature, value), in key order: a range of the primary key
+    on both databases (bound parameters: tenant, feature, value)."""
+    return (
+        select(FeatureCount.feature, FeatureCount.value, FeatureCount.count)
+        .where(
+            FeatureCount.tenant_id == bindparam("tenant"),
+            FeatureCount.subject == "*",
+            or_(
+                FeatureCount.feature > bindparam("feature"),
+                and_(FeatureCount.feature == bindparam("feature"), FeatureCount.value > bindparam("value")),
+            ),
+        )
+        .order_by(FeatureCount.feature, FeatureCount.value)
+        .limit(chunk)
+    )
 
 
 class SignInRepository(TenantRepository[SignIn]):
@@ -275,7 +310,7 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         rows: list[tuple[str, str, int, datetime | None]] = []
         tenant = dict.fromkeys(tenant_keys, 0)
         level: tuple[str, datetime] | None = None
-        for subject, feature, value, count, seen in await driver_rows(self.session, stmt, params):
+        for subject, feature, value, count, seen in await driver_rows(self.session, stmt, params, small=True):
             if subject == "!risk":
                 level = (feature, seen)
             elif subject == "*":
@@ -284,18 +319,24 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
                 rows.append((feature, value, int(count), seen))
         return rows, tenant, level
 
-    async def tenant_table(self, limit: int) -> dict[tuple[str, str], int] | None:
-        """Every tenant-wide count of the tenant ((feature, value) -> count), or None when there are more
-        than ``limit``."""
-        stmt = (
-            select(FeatureCount.feature, FeatureCount.value, FeatureCount.count)
-            .where(FeatureCount.tenant_id == self.tenant_id, FeatureCount.subject == "*")
-            .limit(limit + 1)
-        )
-        rows = (await self.session.execute(stmt)).all()
-        if len(rows) > limit:
-            return None
-        return {(feature, value): int(count) for feature, value, count in rows}
+    async def tenant_table(self, limit: int, into: Any) -> bool:
+        """Every tenant-wide count of the tenant, as (feature, value, count) rows in (feature, value) order
+        passed to ``into.add`` a chunk at a time (a keyset read per ``_TABLE_CHUNK`` rows, straight on the
+        driver: a table of 300,000 rows is read without holding them all, and other requests run between the
+        chunks); False, having stopped, when there are more than ``limit``."""
+        read = 0
+        after: tuple[str, str] = ("", "")
+        chunk = _TABLE_CHUNK
+        while True:
+            params = {"tenant": self.tenant_id, "feature": after[0], "value": after[1]}
+            rows = await driver_rows(self.session, _table_statement(chunk), params)
+            read += len(rows)
+            if read > limit:
+                return False
+            into.add(rows)
+            if len(rows) < chunk:
+                return True
+            after = (rows[-1][0], rows[-1][1])
 
     async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
         """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""

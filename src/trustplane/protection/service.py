@@ -222,18 +222,20 @@ class Profile:
     first_seen: datetime | None
     risk_level: str
     risk_updated_at: datetime | None
+    # the tenant-wide counts of this sign-in's values of the snapshot's column features (``profiles.Column``)
+    resolved: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def user_count(self, feature: str, value: str) -> int:
         return self.mine.get((feature, value), 0)
 
     def tenant_count(self, feature: str, value: str) -> int:
         key = (feature, value)
-        return self.tenant.get(key, 0) + self.pending.get(key, 0)
+        return self.tenant.get(key, 0) + self.pending.get(key, 0) + self.resolved.get(key, 0)
 
     def counts(self, subject: str) -> features.Counts:
         """The model's view of the user's (``user_id``) or the tenant's ("*") counts."""
         if subject == "*":
-            return features.Counts(self.tenant, self.pending, stored=True)
+            return features.Counts(self.tenant, self.pending, self.resolved, stored=True)
         if subject != self.user_id:
             raise ValueError(f"this profile is {self.user_id!r}'s, not {subject!r}'s")
         return features.Counts(self.mine, stored=True)
@@ -300,8 +302,9 @@ async def _tenant_snapshot(session: AsyncSession, tenant_id: str) -> None:
     one) and the table is small enough (``profiles``): then no decision reads a tenant-wide count."""
     if profiles.snapshot(tenant_id) is None and profiles.snapshot_due(tenant_id):
         since = profiles.snapshot_mark(tenant_id)
-        table = await FeatureCountRepository(session, tenant_id).tenant_table(profiles.SNAPSHOT_MAX)
-        profiles.store_snapshot(tenant_id, table, since)
+        built = profiles.SnapshotBuilder()
+        fits = await FeatureCountRepository(session, tenant_id).tenant_table(profiles.SNAPSHOT_MAX, built)
+        profiles.store_snapshot(tenant_id, built if fits else None, since)
 
 
 _SCORE_KEYS = [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)] + [
@@ -321,8 +324,12 @@ async def _profile(
     """The profile for a sign-in with these ``values``: the user's counts from ``state``; the tenant's from
     the tenant's snapshot, else from the per-value cache (the ones not cached read in one statement); this
     process's unwritten tenant-wide increments beside them."""
-    tenant: dict[tuple[str, str], int] | None = profiles.snapshot(tenant_id)
-    if tenant is None:
+    snap = profiles.snapshot(tenant_id)
+    tenant: dict[tuple[str, str], int]
+    resolved: dict[tuple[str, str], int] = {}
+    if snap is not None:
+        tenant, resolved = snap.counts, snap.resolve(values)
+    else:
         wanted = _wanted(values)
         tenant, missing = profiles.tenant_counts(tenant_id, wanted)
         if missing:
@@ -337,6 +344,7 @@ async def _profile(
         state.first_seen,
         state.risk_level,
         state.risk_updated_at,
+        resolved,
     )
 
 
