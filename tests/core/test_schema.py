@@ -132,3 +132,16 @@ def test_sqlite_keeps_feature_counts_in_key_order_and_the_migration_keeps_every_
     after, kind, back, kind_back = asyncio.run(run())
     assert after == sorted(rows) and back == sorted(rows)
     assert kind.rstrip().endswith("WITHOUT ROWID") and "WITHOUT ROWID" not in kind_back
+
+
+def test_a_users_feature_counts_are_read_from_the_primary_key_alone(server: TestServer) -> None:
+    """Migration 0012: SQLite stores the table as its primary key's B-tree (WITHOUT ROWID), PostgreSQL's
+    primary key carries the count and the first-seen time (an index-only scan reads a user's counts)."""
+    if server.backend == "sqlite":
+        (sql,) = server.rows("SELECT sql FROM sqlite_master WHERE name = 'protection_feature_counts'")[0]
+        assert sql.rstrip().endswith("WITHOUT ROWID")
+    else:
+        (definition,) = server.rows(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'pk_protection_feature_counts'"
+        )[0]
+        assert definition.endswith("(tenant_id, subject, feature, value) INCLUDE (count, first_seen_at)")

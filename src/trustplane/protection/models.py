@@ -7,7 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trustplane.core.clock import utcnow
@@ -183,13 +193,24 @@ class FeatureCount(Base):
     the number of distinct values (Freeman et al.'s N and M)."""
 
     __tablename__ = "protection_feature_counts"
-    # On SQLite the rows are kept in primary-key order (migration 0012): a user's counts, read together at the
-    # user's first decision in a process, are then neighbours instead of one lookup each.
-    __table_args__ = {"sqlite_with_rowid": False}
+    # A user's counts are read together at the user's first decision in a process (migration 0012): SQLite
+    # keeps the rows in primary-key order, so they are neighbours instead of one lookup each; PostgreSQL's
+    # primary key carries the count and the time, so the read is the index's (an index-only scan).
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "tenant_id",
+            "subject",
+            "feature",
+            "value",
+            name="pk_protection_feature_counts",
+            postgresql_include=["count", "first_seen_at"],
+        ),
+        {"sqlite_with_rowid": False},
+    )
 
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(36), primary_key=True)
-    feature: Mapped[str] = mapped_column(String(16), primary_key=True)
-    value: Mapped[str] = mapped_column(String(512), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(36))
+    feature: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(512))
     count: Mapped[int] = mapped_column(Integer, default=0)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

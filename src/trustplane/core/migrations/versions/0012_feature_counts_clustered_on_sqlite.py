@@ -49,11 +49,24 @@ def _rebuild(with_rowid: bool) -> None:
     op.execute("ALTER TABLE protection_feature_counts_rebuilt RENAME TO protection_feature_counts")
 
 
+def _primary_key(include: bool) -> None:
+    op.execute("ALTER TABLE protection_feature_counts DROP CONSTRAINT pk_protection_feature_counts")
+    op.execute(
+        "ALTER TABLE protection_feature_counts ADD CONSTRAINT pk_protection_feature_counts "
+        "PRIMARY KEY (tenant_id, subject, feature, value)"
+        + (" INCLUDE (count, first_seen_at)" if include else "")
+    )
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild(with_rowid=False)
+    else:
+        _primary_key(include=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild(with_rowid=True)
+    else:
+        _primary_key(include=False)
