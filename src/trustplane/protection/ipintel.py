@@ -18,6 +18,7 @@ from pathlib import Path
 
 import iporigin
 import iptocc
+from iporigin.core import dataset as origin_ranges
 
 DATA_SUBDIR = "ip-intel"  # inside the data directory
 LOOKUP_CACHE = 65536  # addresses whose answer an ``IpIntel`` remembers
@@ -107,8 +108,10 @@ class IpIntel:
         if country is None:
             country = iptocc.country_code(str(address))
         asn_text = self.asn.get(address) if self.asn is not None else None
-        origin = iporigin.classify(address)  # the parsed address: not parsed again
-        anonymizer = origin.kind if origin.kind in iporigin.ANONYMIZER_KINDS else None
+        # The bundled ranges asked directly (what ``iporigin.classify`` does after parsing the address and
+        # checking it is global, both done above): (provider, kind) or None.
+        found = origin_ranges().find(int(address), address.version)
+        anonymizer = found[1] if found is not None and found[1] in iporigin.ANONYMIZER_KINDS else None
         return IpInfo(
             country.upper() if country else None,
             int(asn_text) if asn_text and asn_text.isdigit() else None,

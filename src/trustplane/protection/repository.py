@@ -293,12 +293,12 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
     async def counts(
         self, user_id: str | None, tenant_keys: Sequence[tuple[str, str]]
     ) -> tuple[
-        list[tuple[str, str, int, datetime | None]], dict[tuple[str, str], int], tuple[str, datetime] | None
+        dict[tuple[str, str], int], datetime | None, dict[tuple[str, str], int], tuple[str, datetime] | None
     ]:
-        """The tenant-wide count of each (feature, value) in ``tenant_keys`` (0 when there is no row) and,
-        for a ``user_id``, every (feature, value, count, first seen: ip #total's only) of the user and the
-        user's stored risk
-        (level, last updated): one statement, so a user's first read in a process is one round trip."""
+        """For a ``user_id``, every count of the user ((feature, value) -> count), when the user's history
+        started (ip #total's first-seen time) and the user's stored risk (level, last updated); and the
+        tenant-wide count of each (feature, value) in ``tenant_keys`` (0 when there is no row): one
+        statement, so a user's first read in a process is one round trip."""
         by_feature: dict[str, list[str]] = {}
         for feature, value in tenant_keys:
             by_feature.setdefault(feature, []).append(value)
@@ -307,7 +307,8 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
             params.update({f"v{i}_{j}": value for j, value in enumerate(values)})
         shape = tuple((feature, len(values)) for feature, values in by_feature.items())
         stmt = _counts_statement(shape, user_id is not None)
-        rows: list[tuple[str, str, int, datetime | None]] = []
+        mine: dict[tuple[str, str], int] = {}
+        first_seen: datetime | None = None
         tenant = dict.fromkeys(tenant_keys, 0)
         level: tuple[str, datetime] | None = None
         for subject, feature, value, count, seen in await driver_rows(self.session, stmt, params, small=True):
@@ -316,8 +317,10 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
             elif subject == "*":
                 tenant[(feature, value)] = int(count)
             else:
-                rows.append((feature, value, int(count), seen))
-        return rows, tenant, level
+                mine[(feature, value)] = int(count)
+                if seen is not None:
+                    first_seen = seen  # only ip #total's is selected
+        return mine, first_seen, tenant, level
 
     async def tenant_table(self, limit: int, into: Any) -> bool:
         """Every tenant-wide count of the tenant, as (feature, value, count) rows in (feature, value) order

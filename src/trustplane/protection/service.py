@@ -276,18 +276,17 @@ async def _load_user(
     _, missing = profiles.tenant_counts(tenant_id, wanted)
     # With the user's counts, the tenant's for all of ``wanted`` when any is missing (one statement shape
     # per feature set, compiled once), or none.
-    rows, tenant, risk = await FeatureCountRepository(session, tenant_id).counts(
+    mine, first_seen, tenant, risk = await FeatureCountRepository(session, tenant_id).counts(
         user.id, wanted if missing else []
     )
     if tenant:
         profiles.store_tenant_counts(tenant_id, tenant, since)
-    first_seen = next((seen for f, v, _, seen in rows if f == "ip" and v == features.TOTAL), None)
     level, updated = risk if risk is not None else ("none", None)
     state = profiles.UserState(
         user.id,
         user.user_principal_name,
         user.display_name,
-        {(f, v): n for f, v, n, _ in rows},
+        mine,
         first_seen,
         level,
         updated,
@@ -334,7 +333,7 @@ async def _profile(
         tenant, missing = profiles.tenant_counts(tenant_id, wanted)
         if missing:
             since = profiles.generation()
-            _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
+            _, _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
             profiles.store_tenant_counts(tenant_id, tenant, since)
     return Profile(
         state.user_id,
