@@ -294,3 +294,36 @@ def test_a_first_touch_in_a_transaction_that_changed_the_users_risk_reads_that_r
     profiles.clear()
     after = write(server, lambda s: service.decide(s, tenant_id, attempt))
     assert after.user is not None and after.user.risk_level == "none"  # rolled back
+
+
+def test_a_batch_prefetch_loads_each_user_as_a_first_touch_would(server: TestServer) -> None:
+    """``prefetch`` (ingestion, before a batch's first write) reads the batch's users together — by id or
+    by userPrincipalName, whatever its case — and caches what each one's first touch would: then no event's
+    decision runs a statement, and the counts and risk are the ones a first touch reads."""
+    tenant_id = server.tenant().tenant_id
+    users = [make_user(server, tenant_id, f"batch{i}") for i in range(3)]
+    for i, user in enumerate(users):
+        for day in range(i + 1):
+            assess(server, tenant_id, user, at=T0 + timedelta(days=day), **HOME)
+    write(server, lambda s: service.confirm_compromised(s, tenant_id, SYSTEM, [users[2].id]))
+    attempts = [
+        SignInAttempt(users[0].user_principal_name, T0 + timedelta(days=9), user_id=users[0].id, **HOME),
+        SignInAttempt(users[1].user_principal_name.upper(), T0 + timedelta(days=9), **HOME),
+        SignInAttempt(users[2].user_principal_name, T0 + timedelta(days=9), user_id=users[2].id, **HOME),
+        SignInAttempt("nobody@batch.example", T0 + timedelta(days=9), **HOME),
+    ]
+    first_touch = []
+    for attempt in attempts[:3]:
+        profiles.clear()
+        first_touch.append(write(server, lambda s, a=attempt: service.decide(s, tenant_id, a)))
+    profiles.clear()
+    assert write(server, lambda s: service.prefetch(s, tenant_id, attempts)) == 3
+    assert write(server, lambda s: service.prefetch(s, tenant_id, attempts)) == 0  # all cached now
+    for attempt, fresh in zip(attempts, first_touch, strict=False):
+        decision, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
+        assert statements == 0
+        assert decision.user is not None and fresh.user is not None
+        assert decision.user.counts == fresh.user.counts and decision.user.counts
+        assert decision.user.first_seen == fresh.user.first_seen
+        assert (decision.user.risk_level, decision.risk_level) == (fresh.user.risk_level, fresh.risk_level)
+    assert [d.user.risk_level for d in first_touch if d.user] == ["none", "none", "high"]

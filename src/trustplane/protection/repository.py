@@ -155,6 +155,35 @@ def _table_statement(chunk: int) -> Any:
     )
 
 
+_PROFILES_AT_ONCE = 200
+# Every count and the stored risk of several users (bound parameters: tenant, users — expanding): the batch
+# form of ``_counts_statement``'s user and risk branches.
+_MANY_PROFILES = union_all(
+    select(
+        literal("count", String(8)),
+        FeatureCount.subject,
+        FeatureCount.feature,
+        FeatureCount.value,
+        FeatureCount.count,
+        case(
+            (and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"), FeatureCount.first_seen_at),
+            else_=null(),
+        ),
+    ).where(
+        FeatureCount.tenant_id == bindparam("tenant"),
+        FeatureCount.subject.in_(bindparam("users", expanding=True)),
+    ),
+    select(
+        literal("risk", String(8)),
+        RiskyUser.id,
+        RiskyUser.risk_level,
+        RiskyUser.risk_state,
+        literal(0, Integer),
+        RiskyUser.risk_last_updated_at,
+    ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id.in_(bindparam("users", expanding=True))),
+)
+
+
 class SignInRepository(TenantRepository[SignIn]):
     model = SignIn
 
@@ -321,6 +350,31 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
                 if seen is not None:
                     first_seen = seen  # only ip #total's is selected
         return mine, first_seen, tenant, level
+
+    async def profiles(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, tuple[dict[tuple[str, str], int], datetime | None, tuple[str, datetime] | None]]:
+        """``counts`` for many users at once (a batch's): user id -> (every count of the user, when the
+        user's history started, the stored risk), in one statement per ``_PROFILES_AT_ONCE`` users."""
+        out: dict[str, tuple[dict[tuple[str, str], int], datetime | None, tuple[str, datetime] | None]] = {}
+        ids = list(dict.fromkeys(user_ids))
+        for start in range(0, len(ids), _PROFILES_AT_ONCE):
+            some = ids[start : start + _PROFILES_AT_ONCE]
+            counts: dict[str, dict[tuple[str, str], int]] = {u: {} for u in some}
+            first: dict[str, datetime | None] = dict.fromkeys(some)
+            risks: dict[str, tuple[str, datetime] | None] = dict.fromkeys(some)
+            params = {"tenant": self.tenant_id, "users": some}
+            for kind, subject, feature, value, count, seen in await self.session.execute(
+                _MANY_PROFILES, params
+            ):
+                if kind == "risk":
+                    risks[subject] = (feature, seen)
+                else:
+                    counts[subject][(feature, value)] = int(count)
+                    if seen is not None:
+                        first[subject] = seen  # only ip #total's is selected
+            out.update({u: (counts[u], first[u], risks[u]) for u in some})
+        return out
 
     async def tenant_table(self, limit: int, into: Any) -> bool:
         """Every tenant-wide count of the tenant, as (feature, value, count) rows in (feature, value) order
