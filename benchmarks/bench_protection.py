@@ -32,10 +32,12 @@ Figures, each beside a yardstick measured in the same run:
   one IP-intelligence lookup;
 * ``assess`` latency (p50 / p99 of the call, and of the whole transaction with its commit; one transaction
   per sign-in, SQLite in a temporary directory by default, PostgreSQL with ``--postgres``) beside reading
-  one user by id in its own transaction and beside the smallest durable write (one event row committed).
+  one user by id in its own transaction and beside the smallest durable write (one event row committed);
+  200 users learned through ``assess`` by default, or with ``--tenant-users N`` a tenant of N users whose
+  history (~100 sign-ins each: 10,000 users make the issue's million) is learned in memory and loaded in bulk.
 
     python benchmarks/bench_protection.py [--quick] [--users 10000] [--sign-ins 1000000] [--attacks 30000]
-        [--seed 7] [--sim-only] [--postgres postgresql+asyncpg://…]
+        [--seed 7] [--sim-only | --timing-only] [--tenant-users 10000] [--postgres postgresql+asyncpg://…]
 """
 
 from __future__ import annotations
