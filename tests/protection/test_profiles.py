@@ -327,3 +327,27 @@ def test_a_batch_prefetch_loads_each_user_as_a_first_touch_would(server: TestSer
         assert decision.user.first_seen == fresh.user.first_seen
         assert (decision.user.risk_level, decision.risk_level) == (fresh.user.risk_level, fresh.risk_level)
     assert [d.user.risk_level for d in first_touch if d.user] == ["none", "none", "high"]
+
+
+def test_a_tenant_table_over_the_limit_is_refused_and_one_at_the_limit_is_read_whole(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(repository, "_TABLE_CHUNK", 3)
+    tenant_id = server.tenant().tenant_id
+    assess(server, tenant_id, make_user(server, tenant_id, "limit"), at=T0, **HOME)
+    table = tenant_table(server, tenant_id)
+    size = len(table)
+    assert size > 3
+
+    def read(limit: int) -> tuple[bool, dict[tuple[str, str], int]]:
+        rows = Rows()
+
+        async def run(session: Any) -> bool:
+            return await FeatureCountRepository(session, tenant_id).tenant_table(limit, rows)
+
+        return write(server, run), rows.table
+
+    assert read(size) == (True, table)
+    fits, partial = read(size - 1)
+    assert not fits and partial == {}  # refused before any row was read

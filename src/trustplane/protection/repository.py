@@ -381,6 +381,17 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         passed to ``into.add`` a chunk at a time (a keyset read per ``_TABLE_CHUNK`` rows, straight on the
         driver: a table of 300,000 rows is read without holding them all, and other requests run between the
         chunks); False, having stopped, when there are more than ``limit``."""
+        # A table over the limit is found by one probe of the key's order (the index alone), not by reading
+        # the limit's worth of rows first.
+        beyond = (
+            self.select(FeatureCount.value)
+            .where(FeatureCount.subject == "*")
+            .order_by(FeatureCount.feature, FeatureCount.value)
+            .offset(limit)
+            .limit(1)
+        )
+        if (await self.session.execute(beyond)).first() is not None:
+            return False
         read = 0
         after: tuple[str, str] = ("", "")
         chunk = _TABLE_CHUNK
