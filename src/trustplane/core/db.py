@@ -171,9 +171,9 @@ async def driver_rows(
     ``small``: a read of at most a few thousand rows by key. On SQLite, while the session's transaction has
     written nothing, it runs in this thread on a read-only connection of its own (``_side_reader``) — what
     the session's connection would read, since SQLite's driver opens no transaction for a SELECT and each
-    one sees the last commit — instead of through aiosqlite's thread: ~80 us for a user's ~100 counts
-    against ~240 us with the hop (docs/benchmarks.md). Once the transaction has written, the read goes
-    through the session's connection and sees those writes."""
+    one sees the last commit — instead of through aiosqlite's thread: a user's ~100 counts took 74-118 us
+    in sqlite3 against 147-313 us through aiosqlite, outside a decision (docs/benchmarks.md). Once the
+    transaction has written, the read goes through the session's connection and sees those writes."""
     conn = await session.connection()
     dialect = conn.dialect
     key = (stmt, dialect.name)
