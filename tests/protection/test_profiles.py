@@ -351,3 +351,101 @@ def test_a_tenant_table_over_the_limit_is_refused_and_one_at_the_limit_is_read_w
     assert read(size) == (True, table)
     fits, partial = read(size - 1)
     assert not fits and partial == {}  # refused before any row was read
+
+
+def add_tenant_row(server: TestServer, tenant_id: str, value: str, count: int) -> None:
+    """A tenant-wide count written behind this process's back (as another process's flush would)."""
+
+    async def insert(session: Any) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO protection_feature_counts "
+                "(tenant_id, subject, feature, value, count, first_seen_at) "
+                "VALUES (:t, '*', 'ip', :v, :n, :at)"
+            ),
+            {"t": tenant_id, "v": value, "n": count, "at": T0.replace(tzinfo=None)},
+        )
+
+    write(server, insert)
+
+
+def test_a_stale_snapshot_serves_while_the_table_is_read_again_in_the_background(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "FLUSH_SECONDS", 0.0)
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "stale")
+    assess(server, tenant_id, user, at=T0, **HOME)  # the first read: in the decision
+    first = profiles.snapshot(tenant_id)
+    assert first is not None
+    add_tenant_row(server, tenant_id, "=198.51.100.7", 5)
+    monkeypatch.setattr(profiles, "SNAPSHOT_TTL", 0.0)  # due at every decision from now on
+    attempt = SignInAttempt(user.user_principal_name, T0 + timedelta(minutes=1), user_id=user.id, **HOME)
+    decision = write(server, lambda s: service.decide(s, tenant_id, attempt))
+    assert decision.profile is not None and decision.profile.tenant is first.counts  # the stale one served
+    assert wait_until(lambda: profiles.snapshot(tenant_id) is not first)
+    fresh = profiles.snapshot(tenant_id)
+    assert (
+        fresh is not None
+        and fresh.get(("ip", "=198.51.100.7")) == 5
+        and first.get(("ip", "=198.51.100.7")) == 0
+    )
+    assert_holds(fresh, tenant_table(server, tenant_id))
+
+
+def test_a_failed_background_read_keeps_the_stale_snapshot_and_is_tried_again(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "retry")
+    assess(server, tenant_id, user, at=T0, **HOME)
+    first = profiles.snapshot(tenant_id)
+    reads: list[int] = []
+    real = FeatureCountRepository.tenant_table
+
+    async def failing(self: Any, limit: int, into: Any) -> bool:
+        reads.append(limit)
+        if len(reads) == 1:
+            raise RuntimeError("the database went away")
+        return await real(self, limit, into)
+
+    monkeypatch.setattr(FeatureCountRepository, "tenant_table", failing)
+    monkeypatch.setattr(profiles, "SNAPSHOT_TTL", 0.0)
+    attempt = SignInAttempt(user.user_principal_name, T0 + timedelta(minutes=1), user_id=user.id, **HOME)
+    write(server, lambda s: service.decide(s, tenant_id, attempt))
+    assert wait_until(lambda: len(reads) == 1 and tenant_id not in profiles._loads)
+    assert profiles.snapshot(tenant_id) is first  # still serving
+    write(server, lambda s: service.decide(s, tenant_id, attempt))
+    assert wait_until(lambda: profiles.snapshot(tenant_id) is not first)
+    assert len(reads) >= 2
+
+
+def test_increments_committed_while_the_table_is_read_are_kept(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign-in that commits tenant-wide counts while the table is being read: the snapshot stored counts
+    them, whether the read saw their rows or not (the rows here are read first, then the increments land)."""
+    monkeypatch.setattr(cache, "FLUSH_SECONDS", 0.0)
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "during")
+    assess(server, tenant_id, user, at=T0, **HOME)
+    profiles.clear()
+    real = FeatureCountRepository.tenant_table
+    other = SignInAttempt(
+        user.user_principal_name, T0 + timedelta(minutes=2), user_id=user.id, ip_address="2.125.160.219"
+    )
+
+    async def read_then_learn(self: Any, limit: int, into: Any) -> bool:
+        fits = await real(self, limit, into)
+        # another sign-in of this process commits while the snapshot is not yet stored
+        async with server.db.session() as session:
+            await service.assess(session, tenant_id, other)
+        return fits
+
+    monkeypatch.setattr(FeatureCountRepository, "tenant_table", read_then_learn)
+    attempt = SignInAttempt(user.user_principal_name, T0 + timedelta(minutes=1), user_id=user.id, **HOME)
+    write(server, lambda s: service.decide(s, tenant_id, attempt))  # the first read, in the decision
+    monkeypatch.setattr(FeatureCountRepository, "tenant_table", real)
+    snap = profiles.snapshot(tenant_id)
+    assert snap is not None and snap.get(("ip", "=2.125.160.219")) == 1
+    assert_holds(snap, tenant_table(server, tenant_id))

@@ -7,12 +7,13 @@
   dropped beyond ``MAX_USERS``.
 * Tenant-wide counts: a tenant's whole table of them (every value any of its users was seen with; a value
   not in it has count 0) when it has at most ``SNAPSHOT_MAX`` rows, read at the tenant's first decision in
-  this process and again when older than ``SNAPSHOT_TTL``, so that a decision reads no tenant-wide count
-  from the database. A feature with more than ``BIG_FEATURE`` values in the tenant (addresses and device
-  ids: 272,000 and 43,000 of a simulated 10,000-user tenant's 312,000 rows) is held as two sorted arrays
-  of the values' hashes and counts (``Column``: 16 bytes a value, where a dictionary entry keyed by
-  (feature, value) takes ~200); snapshots beyond ``MAX_VALUES`` in all (a column's value weighing a tenth
-  of an entry) are dropped, least recently loaded first.
+  this process and again in the background when older than ``SNAPSHOT_TTL`` (the old one serving
+  meanwhile), so that a decision reads no tenant-wide count from the database. A feature with more than
+  ``BIG_FEATURE`` values in the tenant (addresses and device ids: 272,000 and 43,000 of a simulated
+  10,000-user tenant's 312,000 rows) is held as two sorted arrays of the values' hashes and counts
+  (``Column``: 16 bytes a value, where a dictionary entry keyed by (feature, value) takes ~200); snapshots
+  beyond ``MAX_VALUES`` in all (a column's value weighing a tenth of an entry) are dropped, least recently
+  loaded first.
   A tenant with more rows: (tenant, feature, value) -> count as last read, least recently used dropped beyond
   ``MAX_VALUES``; a value not cached is read (the sign-in's values, in one statement).
 
@@ -46,6 +47,7 @@ MAX_USERS = 20_000
 MAX_ROWS = 5_000
 MAX_VALUES = 400_000
 SNAPSHOT_TTL = 300.0
+SNAPSHOT_STALE = 4 * SNAPSHOT_TTL
 SNAPSHOT_MAX = 2_000_000
 BIG_FEATURE = 4_096
 
@@ -157,8 +159,10 @@ class SnapshotBuilder:
 
 _snapshots: OrderedDict[str, Snapshot] = OrderedDict()
 _too_big: dict[str, float] = {}  # tenant -> when its table was found over SNAPSHOT_MAX (tried again later)
-_tenant_writes: dict[str, int] = {}  # tenant -> tenant-wide increments applied here: a load that began
-# before one is not stored (its rows may miss it)
+# tenant -> the tenant-wide increments this process committed while the tenant's table was being read: added
+# to the snapshot read (a row read after its increment committed then counts it twice; a read takes about a
+# second for 300,000 rows, and these counts only say how common a value is)
+_loads: dict[str, list[tuple[str, str, int]]] = {}
 
 
 def generation() -> int:
@@ -227,36 +231,50 @@ follow_changes("risky_users", _risk_changed)
 
 
 def snapshot(tenant_id: str) -> Snapshot | None:
-    """The tenant's whole table of tenant-wide counts, when this process holds a fresh one."""
+    """The tenant's whole table of tenant-wide counts, when this process holds one: older than
+    ``SNAPSHOT_TTL`` it is read again in the background (``snapshot_due``) and serves meanwhile, up to
+    ``SNAPSHOT_STALE`` (reads that keep failing)."""
     snap = _snapshots.get(tenant_id)
-    if snap is None or time.monotonic() - snap.loaded_at >= SNAPSHOT_TTL:
+    if snap is None or time.monotonic() - snap.loaded_at >= SNAPSHOT_STALE:
         return None
     return snap
 
 
 def snapshot_due(tenant_id: str) -> bool:
-    """Whether to read the tenant's whole table now (none is held, or it is stale; not for a tenant found
-    too large within the last ``SNAPSHOT_TTL`` seconds)."""
-    found_big = _too_big.get(tenant_id)
-    return found_big is None or time.monotonic() - found_big >= SNAPSHOT_TTL
-
-
-def snapshot_mark(tenant_id: str) -> int:
-    return _tenant_writes.get(tenant_id, 0)
-
-
-def store_snapshot(tenant_id: str, built: SnapshotBuilder | None, since: int) -> None:
-    """Keep a tenant's table read when ``snapshot_mark()`` was ``since`` (``None``: it was over
-    ``SNAPSHOT_MAX`` rows)."""
+    """Whether to read the tenant's whole table now: none is held or it is older than ``SNAPSHOT_TTL``, no
+    read of it is under way, and it was not found too large within the last ``SNAPSHOT_TTL`` seconds."""
+    if tenant_id in _loads:
+        return False
     now = time.monotonic()
-    if built is None:
-        _too_big[tenant_id] = now
+    found_big = _too_big.get(tenant_id)
+    if found_big is not None and now - found_big < SNAPSHOT_TTL:
+        return False
+    snap = _snapshots.get(tenant_id)
+    return snap is None or now - snap.loaded_at >= SNAPSHOT_TTL
+
+
+def begin_load(tenant_id: str) -> None:
+    """A read of the tenant's table starts: no other starts until ``store_snapshot`` or ``abandon_load``."""
+    _loads[tenant_id] = []
+
+
+def abandon_load(tenant_id: str) -> None:
+    _loads.pop(tenant_id, None)
+
+
+def store_snapshot(tenant_id: str, snap: Snapshot | None) -> None:
+    """Keep the tenant's table as read (``None``: it was over ``SNAPSHOT_MAX`` rows), with the tenant-wide
+    increments this process committed while it was read."""
+    during = _loads.pop(tenant_id, [])
+    if snap is None:
+        _too_big[tenant_id] = time.monotonic()
         _snapshots.pop(tenant_id, None)
         return
     _too_big.pop(tenant_id, None)
-    if since != snapshot_mark(tenant_id):
-        return
-    _snapshots[tenant_id] = built.build(now)
+    counts = snap.counts
+    for feature, value, n in during:
+        counts[(feature, value)] = counts.get((feature, value), 0) + n
+    _snapshots[tenant_id] = snap
     _snapshots.move_to_end(tenant_id)
     while len(_snapshots) > 1 and sum(s.weight for s in _snapshots.values()) > MAX_VALUES:
         _snapshots.popitem(last=False)
@@ -331,7 +349,9 @@ def _apply(session: Session) -> None:
         rows, at = payload
         for subject, feature, value, n in rows:
             if subject == "*":
-                _tenant_writes[tenant_id] = _tenant_writes.get(tenant_id, 0) + 1
+                during = _loads.get(tenant_id)
+                if during is not None:
+                    during.append((feature, value, n))
                 snap = _snapshots.get(tenant_id)
                 if snap is not None:
                     snap.counts[(feature, value)] = snap.counts.get((feature, value), 0) + n
@@ -364,3 +384,4 @@ def clear() -> None:
     _values.clear()
     _snapshots.clear()
     _too_big.clear()
+    _loads.clear()

@@ -17,6 +17,7 @@ conditional access sees during the sign-in); ``riskLevelAggregated`` includes it
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +65,7 @@ from trustplane.protection.repository import (
 )
 
 LOW_RISK_LIFETIME = timedelta(days=180)
+log = structlog.get_logger("trustplane.protection")
 
 ACTIVITIES.update(
     {
@@ -342,13 +345,48 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 
 
 async def _tenant_snapshot(session: AsyncSession, tenant_id: str) -> None:
-    """Read the tenant's whole table of tenant-wide counts into this process when it holds none (or a stale
-    one) and the table is small enough (``profiles``): then no decision reads a tenant-wide count."""
-    if profiles.snapshot(tenant_id) is None and profiles.snapshot_due(tenant_id):
-        since = profiles.snapshot_mark(tenant_id)
+    """Read the tenant's whole table of tenant-wide counts into this process (``profiles``) when it is due:
+    the first time in this decision (it waits for it), later in the background while the stale snapshot
+    serves (a 300,000-row table takes about a second to read and sort)."""
+    if not profiles.snapshot_due(tenant_id):
+        return
+    profiles.begin_load(tenant_id)
+    if profiles.snapshot(tenant_id) is None:
+        await _load_snapshot(session, tenant_id)
+        return
+    bind = session.bind
+
+    async def refresh() -> None:
+        try:
+            async with AsyncSession(bind, expire_on_commit=False) as own:
+                await _load_snapshot(own, tenant_id)
+        except Exception:
+            log.warning("protection.snapshot_refresh_failed", tenant_id=tenant_id, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(refresh())
+    _refreshing.add(task)
+    task.add_done_callback(_refreshing.discard)
+
+
+_refreshing: set[asyncio.Task[None]] = set()
+
+
+async def _load_snapshot(session: AsyncSession, tenant_id: str) -> None:
+    """Read the tenant's table (``profiles.begin_load`` called) and keep it; the sort of a large table's
+    columns runs in a thread, so other requests go on meanwhile."""
+    started = time.monotonic()
+    try:
         built = profiles.SnapshotBuilder()
         fits = await FeatureCountRepository(session, tenant_id).tenant_table(profiles.SNAPSHOT_MAX, built)
-        profiles.store_snapshot(tenant_id, built if fits else None, since)
+        snap = (
+            (await asyncio.to_thread(built.build, started) if built.columns else built.build(started))
+            if fits
+            else None
+        )
+    except BaseException:
+        profiles.abandon_load(tenant_id)
+        raise
+    profiles.store_snapshot(tenant_id, snap)
 
 
 _SCORE_KEYS = [(features.USERS, features.TOTAL), (features.SCORE, features.TOTAL)] + [
