@@ -25,6 +25,18 @@ from trustplane.protection.service import SignInAttempt
 HOME = {"ip_address": "81.2.69.160", "user_agent": CHROME}
 
 
+def found(profile: service.Profile, keys: list[tuple[str, str]]) -> dict[tuple[str, str, str], int]:
+    """The profile's non-zero counts among ``keys`` as (subject, feature, value) -> count, subject the user's
+    id or "*" (what a read of those keys from the database gives)."""
+    out: dict[tuple[str, str, str], int] = {}
+    for feature, value in keys:
+        if n := profile.user_count(feature, value):
+            out[(profile.user_id, feature, value)] = n
+        if n := profile.tenant_count(feature, value):
+            out[("*", feature, value)] = n
+    return out
+
+
 def statements_during(server: TestServer, action: Any) -> tuple[Any, int]:
     """The action's result (run in its own transaction) and the SQL statements it ran: through SQLAlchemy's
     cursor or straight on the driver (``core.db.driver_rows``)."""
@@ -62,8 +74,8 @@ def test_a_warm_users_decision_runs_no_statement(server: TestServer) -> None:
     assert statements > 0 and cold.profile is not None and decision.profile is not None
     # The same counts either way: the cache holds what the database holds.
     keys = service._wanted(decision.values)
-    assert cold.profile.found(keys) == decision.profile.found(keys)
-    assert (user.id, "ip", "#total") in cold.profile.found(keys)
+    assert found(cold.profile, keys) == found(decision.profile, keys)
+    assert (user.id, "ip", "#total") in found(cold.profile, keys)
 
 
 def test_learning_reaches_the_cache_on_commit_only(server: TestServer) -> None:
@@ -172,17 +184,17 @@ def test_a_warm_decision_on_values_never_seen_reads_nothing_and_equals_a_fresh_r
         assert statements == 0 and decision.profile is not None
         warm.append(decision)
     keys = [service._wanted(decision.values) for decision in warm]
-    found = [decision.profile.found(k) for decision, k in zip(warm, keys, strict=True)]  # type: ignore[union-attr]
-    assert found[0][("*", "ip", "#total")] >= 4  # the sign-ins learned above, at least
-    assert ("*", "ip", "=2.125.160.216") not in found[0]  # never seen: 0
-    assert found[1][("*", "ip", "=81.2.69.160")] >= 4  # the home address, wherever the snapshot holds it
+    counted = [found(decision.profile, k) for decision, k in zip(warm, keys, strict=True)]  # type: ignore[arg-type]
+    assert counted[0][("*", "ip", "#total")] >= 4  # the sign-ins learned above, at least
+    assert ("*", "ip", "=2.125.160.216") not in counted[0]  # never seen: 0
+    assert counted[1][("*", "ip", "=81.2.69.160")] >= 4  # the home address, wherever the snapshot holds it
     # The per-value reads (a tenant too large for a snapshot) give the same counts.
     monkeypatch.setattr(profiles, "SNAPSHOT_MAX", 0)
-    for attempt, decision, k, counts in zip(attempts, warm, keys, found, strict=True):
+    for attempt, decision, k, counts in zip(attempts, warm, keys, counted, strict=True):
         profiles.clear()
         read, statements = statements_during(server, lambda s, a=attempt: service.decide(s, tenant_id, a))
         assert profiles.snapshot(tenant_id) is None and statements >= 2
-        assert read.profile is not None and read.profile.found(k) == counts
+        assert read.profile is not None and found(read.profile, k) == counts
         # The model reads the same counts through either profile (the user is still learning, so the
         # score is computed here rather than by the decision).
         scores = [

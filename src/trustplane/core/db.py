@@ -232,27 +232,22 @@ def _processed(
     """The driver's rows as tuples, each column with a result processor passed through it (``active``)."""
     if not active:
         return [tuple(row) for row in rows]
-    # Only the columns with a processor, and not their NULLs: a generator over every column of every row
-    # was most of a 100-row read's Python time.
+    # Only the columns with a processor, and not their NULLs (a row whose processed columns are all NULL is
+    # kept as it came): a generator over every column of every row was most of a 100-row read's Python time.
     out: list[tuple[Any, ...]] = []
-    if len(active) == 1:
-        ((i, proc, keeps_null),) = active
-        for row in rows:
+    for row in rows:
+        values: list[Any] | None = None
+        for i, proc, keeps_null in active:
             value = row[i]
             if value is None and keeps_null:
-                out.append(row if type(row) is tuple else tuple(row))
-            else:
+                continue
+            if values is None:
                 values = list(row)
-                values[i] = proc(value)
-                out.append(tuple(values))
-        return out
-    for row in rows:
-        values = list(row)
-        for i, proc, keeps_null in active:
-            value = values[i]
-            if value is not None or not keeps_null:
-                values[i] = proc(value)
-        out.append(tuple(values))
+            values[i] = proc(value)
+        if values is not None:
+            out.append(tuple(values))
+        else:
+            out.append(row if type(row) is tuple else tuple(row))
     return out
 
 

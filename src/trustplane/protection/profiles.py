@@ -133,11 +133,9 @@ class SnapshotBuilder:
         self.counts: dict[tuple[str, str], int] = {}
         self.columns: dict[str, list[tuple[int, int]]] = {}
         self._values: dict[str, list[tuple[str, int]]] = {}  # feature -> its values so far, while few
-        self.rows = 0
 
     def add(self, rows: Iterable[tuple[str, str, int]]) -> None:
         for feature, value, count in rows:
-            self.rows += 1
             if not value.startswith("="):
                 self.counts[(feature, value)] = count
                 continue

@@ -86,6 +86,15 @@ def _profile_statement(features: tuple[str, ...]) -> Any:
 _COUNTS: dict[tuple[tuple[tuple[str, int], ...], bool], Any] = {}
 
 
+def _history_start() -> Any:
+    """A user's row's first-seen time when it is the history's start (ip #total), else NULL: a user has a row
+    per value seen, and turning each stored time back into a datetime was most of a user read's cost."""
+    return case(
+        (and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"), FeatureCount.first_seen_at),
+        else_=null(),
+    )
+
+
 def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> Any:
     """The read ``decide`` makes when its cache lacks something, built once per shape: the tenant-wide
     counts ("*") of ``n`` values of each feature (bound parameters v<i>_<j>: one per value, so the compiled
@@ -105,16 +114,7 @@ def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> An
             for i, (feature, n) in enumerate(shape)
         ]
         if with_user:
-            # Only the history's start (ip #total) needs its first-seen time: a user has a row per value
-            # seen, and turning each stored time back into a datetime was most of this read's cost.
-            history_start = case(
-                (
-                    and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"),
-                    FeatureCount.first_seen_at,
-                ),
-                else_=null(),
-            )
-            user = select(*columns[:4], history_start).where(
+            user = select(*columns[:4], _history_start()).where(
                 FeatureCount.tenant_id == bindparam("tenant"), FeatureCount.subject == bindparam("user")
             )
             branches = [user, *branches, _risk_branch()]
@@ -165,10 +165,7 @@ _MANY_PROFILES = union_all(
         FeatureCount.feature,
         FeatureCount.value,
         FeatureCount.count,
-        case(
-            (and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"), FeatureCount.first_seen_at),
-            else_=null(),
-        ),
+        _history_start(),
     ).where(
         FeatureCount.tenant_id == bindparam("tenant"),
         FeatureCount.subject.in_(bindparam("users", expanding=True)),

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import ipaddress
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,17 +243,6 @@ class Profile:
             raise ValueError(f"this profile is {self.user_id!r}'s, not {subject!r}'s")
         return features.Counts(self.mine, stored=True)
 
-    def found(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str, str], int]:
-        """The non-zero counts among ``keys`` as (subject, feature, value) -> count, subject the user's id or
-        "*" (what a read of those keys from the database gives)."""
-        out: dict[tuple[str, str, str], int] = {}
-        for feature, value in keys:
-            if n := self.user_count(feature, value):
-                out[(self.user_id, feature, value)] = n
-            if n := self.tenant_count(feature, value):
-                out[("*", feature, value)] = n
-        return out
-
 
 async def _load_user(
     session: AsyncSession, tenant_id: str, attempt: SignInAttempt, values: dict[str, str]
@@ -284,19 +273,23 @@ async def _load_user(
     )
     if tenant:
         profiles.store_tenant_counts(tenant_id, tenant, since)
-    level, updated = risk if risk is not None else ("none", None)
-    state = profiles.UserState(
-        user.id,
-        user.user_principal_name,
-        user.display_name,
-        mine,
-        first_seen,
-        level,
-        updated,
-        time.monotonic(),
-    )
+    state = _user_state(user, mine, first_seen, risk, time.monotonic())
     profiles.store_user(tenant_id, state, since)
     return state
+
+
+def _user_state(
+    user: User,
+    counts: dict[tuple[str, str], int],
+    first_seen: datetime | None,
+    risk: tuple[str, datetime] | None,
+    loaded_at: float,
+) -> profiles.UserState:
+    """What ``profiles`` keeps of a user read from the database (no stored risk: "none")."""
+    level, updated = risk if risk is not None else ("none", None)
+    return profiles.UserState(
+        user.id, user.user_principal_name, user.display_name, counts, first_seen, level, updated, loaded_at
+    )
 
 
 async def prefetch(session: AsyncSession, tenant_id: str, attempts: Sequence[SignInAttempt]) -> int:
@@ -331,12 +324,7 @@ async def prefetch(session: AsyncSession, tenant_id: str, attempts: Sequence[Sig
     loaded = await FeatureCountRepository(session, tenant_id).profiles([u.id for u in found])
     now = time.monotonic()
     for user in found:
-        mine, first_seen, risk = loaded[user.id]
-        level, updated = risk if risk is not None else ("none", None)
-        state = profiles.UserState(
-            user.id, user.user_principal_name, user.display_name, mine, first_seen, level, updated, now
-        )
-        profiles.store_user(tenant_id, state, since)
+        profiles.store_user(tenant_id, _user_state(user, *loaded[user.id], now), since)
     return len(found)
 
 
