@@ -541,8 +541,9 @@ def _stored(feature: str, value: str) -> tuple[str, str]:
 async def seed_history(db: Any, tenant_id: str, ids: list[tuple[str, str]], events: list[Event]) -> int:
     """Learn ``events`` as ``assess`` would (each user's and the tenant's counts, the tenant's histogram of
     the scores of learned users' sign-ins) in memory, and write the rows to ``protection_feature_counts``
-    in bulk; the number of sign-ins learned."""
-    from trustplane.protection.models import FeatureCount
+    and ``protection_user_counts`` in bulk; the number of sign-ins learned."""
+    from trustplane.protection.models import FeatureCount, UserFeatureCounts
+    from trustplane.protection.repository import encode_counts
 
     model = Model()
     histogram: dict[str, int] = defaultdict(int)
@@ -552,15 +553,18 @@ async def seed_history(db: Any, tenant_id: str, ids: list[tuple[str, str]], even
         if s is not None:
             histogram[features.score_bucket(s)] += 1
         model.learn(e.uid, values, e.at)
-    rows: list[dict[str, Any]] = []
+    users: list[dict[str, Any]] = []
     for uid, counts in model.users.items():
-        subject = ids[uid][0]
-        first = START + timedelta(days=model.first_seen[uid])
-        for (feature, value), n in counts.items():
-            if n:
-                f, v = _stored(feature, value)
-                row = {"subject": subject, "feature": f, "value": v, "count": n, "first_seen_at": first}
-                rows.append(row)
+        stored = {_stored(feature, value): n for (feature, value), n in counts.items() if n}
+        users.append(
+            {
+                "user_id": ids[uid][0],
+                "counts": encode_counts(stored),
+                "revision": 1,
+                "first_seen_at": START + timedelta(days=model.first_seen[uid]),
+            }
+        )
+    rows: list[dict[str, Any]] = []
     tenant_rows = {_stored(f, v): n for (f, v), n in model.tenant.items() if n}
     tenant_rows |= {(features.SCORE, "=" + b): n for b, n in histogram.items()}
     tenant_rows[(features.SCORE, features.TOTAL)] = sum(histogram.values())
@@ -573,9 +577,15 @@ async def seed_history(db: Any, tenant_id: str, ids: list[tuple[str, str]], even
     for start in range(0, len(rows), 20_000):
         async with db.engine.begin() as conn:
             await conn.execute(insert, [r | {"tenant_id": tenant_id} for r in rows[start : start + 20_000]])
+    # Users in random order too (a user's row is created at the first learned sign-in).
+    random.Random(len(users)).shuffle(users)
+    insert = UserFeatureCounts.__table__.insert()
+    for start in range(0, len(users), 2_000):
+        async with db.engine.begin() as conn:
+            await conn.execute(insert, [u | {"tenant_id": tenant_id} for u in users[start : start + 2_000]])
     print(
-        f"  seeded {len(events):,} sign-ins of {len(model.users):,} users: {len(rows):,} count rows "
-        f"({len(tenant_rows):,} tenant-wide)",
+        f"  seeded {len(events):,} sign-ins of {len(model.users):,} users: {len(users):,} users' rows of "
+        f"counts, {len(tenant_rows):,} tenant-wide rows",
         flush=True,
     )
     return len(events)
@@ -592,7 +602,7 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
     from trustplane.directory import service as directory
     from trustplane.directory.repository import TenantLookup, UserRepository
     from trustplane.protection import ipintel, profiles, service
-    from trustplane.protection.repository import FeatureCountRepository
+    from trustplane.protection.repository import FeatureCountRepository, UserCountsRepository
 
     tmp = tempfile.mkdtemp(prefix="bench-protection-")
     url = args.postgres or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
@@ -636,14 +646,19 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
         seeded = 0
 
     profile_reads = 0
-    profile_read = FeatureCountRepository.counts
+    reads = [(FeatureCountRepository, "counts"), (UserCountsRepository, "load")]
+    real_reads = [getattr(cls, name) for cls, name in reads]
 
-    async def counted(self: Any, *a: Any, **k: Any) -> Any:
-        nonlocal profile_reads
-        profile_reads += 1
-        return await profile_read(self, *a, **k)
+    def counted(read: Any) -> Any:
+        async def call(self: Any, *a: Any, **k: Any) -> Any:
+            nonlocal profile_reads
+            profile_reads += 1
+            return await read(self, *a, **k)
 
-    FeatureCountRepository.counts = counted  # type: ignore[method-assign]
+        return call
+
+    for (cls, name), read in zip(reads, real_reads, strict=True):
+        setattr(cls, name, counted(read))
 
     async def one(e: Event) -> tuple[int, int, bool, bool]:
         """One sign-in in its own transaction: nanoseconds until ``decide`` had decided, nanoseconds of
@@ -701,7 +716,8 @@ async def assess_latency(args: argparse.Namespace) -> dict[str, Any]:
         (warm_ns if warm_user else cold_ns).append(decided)
         if warm_user and not read_db:
             warm_cached_ns.append(decided)
-    FeatureCountRepository.counts = profile_read  # type: ignore[method-assign]
+    for (cls, name), read in zip(reads, real_reads, strict=True):
+        setattr(cls, name, read)
     read_ns = []
     for i in range(len(timed)):
         t0 = time.perf_counter_ns()

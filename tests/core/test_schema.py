@@ -113,7 +113,7 @@ def test_sqlite_keeps_feature_counts_in_key_order_and_the_migration_keeps_every_
                 ),
                 [dict(zip(("t", "s", "f", "v", "n", "at"), row, strict=True)) for row in rows],
             )
-        await upgrade(engine)
+        await upgrade(engine, "0012")
         query = (
             "SELECT tenant_id, subject, feature, value, count, first_seen_at FROM protection_feature_counts"
         )
@@ -134,9 +134,10 @@ def test_sqlite_keeps_feature_counts_in_key_order_and_the_migration_keeps_every_
     assert kind.rstrip().endswith("WITHOUT ROWID") and "WITHOUT ROWID" not in kind_back
 
 
-def test_a_users_feature_counts_are_read_from_the_primary_key_alone(server: TestServer) -> None:
+def test_feature_counts_are_read_from_the_primary_key_alone(server: TestServer) -> None:
     """Migration 0012: SQLite stores the table as its primary key's B-tree (WITHOUT ROWID), PostgreSQL's
-    primary key carries the count and the first-seen time (an index-only scan reads a user's counts)."""
+    primary key carries the count and the first-seen time (an index-only scan reads a range of counts: the
+    tenant's snapshot)."""
     if server.backend == "sqlite":
         (sql,) = server.rows("SELECT sql FROM sqlite_master WHERE name = 'protection_feature_counts'")[0]
         assert sql.rstrip().endswith("WITHOUT ROWID")
@@ -145,3 +146,81 @@ def test_a_users_feature_counts_are_read_from_the_primary_key_alone(server: Test
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'pk_protection_feature_counts'"
         )[0]
         assert definition.endswith("(tenant_id, subject, feature, value) INCLUDE (count, first_seen_at)")
+
+
+def test_migration_0013_moves_each_users_counts_into_one_row_and_back(
+    server: TestServer, tmp_path: object
+) -> None:
+    """Migration 0013 on a database of this backend: every user's rows of ``protection_feature_counts``
+    become one ``protection_user_counts`` row holding the same counts, with the user's history start (the
+    "ip" "#total" row's first-seen time); the tenant-wide rows stay; the downgrade writes the same counts back
+    as rows."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.support.server import create_pg_database, drop_pg_database
+    from trustplane.core.migrate import alembic_config, upgrade
+    from trustplane.protection.repository import decode_counts
+
+    postgres = server.backend == "postgresql"
+    if postgres:
+        url, name = create_pg_database()
+    else:
+        url, name = f"sqlite+aiosqlite:///{Path(str(tmp_path)) / 'm13.db'}", ""
+    engine = create_async_engine(url)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows: list[tuple[str, str, str, str, int, datetime]] = []
+    for u in range(3):
+        subject = f"user-{u}"
+        rows.append(("t1", subject, "ip", "#total", 10 + u, start + timedelta(days=u)))
+        rows.append(("t1", subject, "ip", "#distinct", 2, start + timedelta(days=u, hours=1)))
+        rows += [
+            ("t1", subject, "ip", f"=10.0.{u}.{i}", 5 + i, start + timedelta(days=u + i)) for i in range(2)
+        ]
+        rows.append(("t1", subject, "ua", '=Mozilla/5.0 (X11; "quoted")', 10 + u, start + timedelta(days=u)))
+    tenant_wide = [("t1", "*", "ip", "#total", 30, start), ("t1", "*", "ip", "=10.0.0.0", 5, start)]
+    insert = sa.text(
+        "INSERT INTO protection_feature_counts (tenant_id, subject, feature, value, count, first_seen_at) "
+        "VALUES (:t, :s, :f, :v, :n, :at)"
+    )
+    keys = ("t", "s", "f", "v", "n", "at")
+    read_rows = "SELECT tenant_id, subject, feature, value, count FROM protection_feature_counts"
+    read_moved = "SELECT tenant_id, user_id, counts, revision, first_seen_at FROM protection_user_counts"
+
+    async def run() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
+        await upgrade(engine, "0012")
+        async with engine.begin() as conn:
+            if postgres:
+                await conn.execute(sa.text("SET session_replication_role = replica"))  # no tenants row
+            else:
+                await conn.execute(sa.text("PRAGMA foreign_keys = OFF"))
+            await conn.execute(insert, [dict(zip(keys, row, strict=True)) for row in rows + tenant_wide])
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            moved = [tuple(r) for r in await conn.execute(sa.text(read_moved))]
+            left = [tuple(r) for r in await conn.execute(sa.text(read_rows))]
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0012"))
+        async with engine.connect() as conn:
+            back = [tuple(r) for r in await conn.execute(sa.text(read_rows))]
+        await engine.dispose()
+        return moved, left, back
+
+    try:
+        moved, left, back = asyncio.run(run())
+    finally:
+        if postgres:
+            drop_pg_database(name)
+    expected: dict[str, dict[tuple[str, str], int]] = {}
+    for _, subject, feature, value, count, _ in rows:
+        expected.setdefault(subject, {})[(feature, value)] = count
+    assert {user: decode_counts(str(counts)) for _, user, counts, _, _ in moved} == expected
+    assert {r[3] for r in moved} == {1}
+    history_start = {user: str(seen)[:19] for _, user, _, _, seen in moved}
+    assert history_start == {f"user-{u}": str(start + timedelta(days=u))[:19] for u in range(3)}
+    assert sorted(left) == sorted(r[:5] for r in tenant_wide)
+    assert sorted(back) == sorted(r[:5] for r in rows + tenant_wide)

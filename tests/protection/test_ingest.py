@@ -20,6 +20,7 @@ TABLES = (
     "risky_users",
     "risky_user_history",
     "protection_feature_counts",
+    "protection_user_counts",
     "events",
 )
 

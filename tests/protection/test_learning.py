@@ -17,7 +17,8 @@ from tests.idp.signin.support import make_user as make_directory_user
 from tests.protection.support import CHROME, T0, assess, make_user, write
 from tests.support.server import TenantHandle, TestServer
 from trustplane.protection import service
-from trustplane.protection.models import FeatureCount
+from trustplane.protection.models import UserFeatureCounts
+from trustplane.protection.repository import decode_counts
 from trustplane.protection.service import SignInAttempt
 
 FIREFOX_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -27,12 +28,12 @@ BLOCKED_BY_CA = 53003
 
 def counts(server: TestServer, tenant_id: str, user_id: str) -> dict[tuple[str, str], int]:
     async def load(session: Any) -> dict[tuple[str, str], int]:
-        rows = await session.execute(
-            select(FeatureCount.feature, FeatureCount.value, FeatureCount.count).where(
-                FeatureCount.tenant_id == tenant_id, FeatureCount.subject == user_id
+        stored = await session.scalar(
+            select(UserFeatureCounts.counts).where(
+                UserFeatureCounts.tenant_id == tenant_id, UserFeatureCounts.user_id == user_id
             )
         )
-        return {(f, v): n for f, v, n in rows.all()}
+        return decode_counts(stored)
 
     return write(server, load)
 

@@ -119,6 +119,21 @@ def learnable(values: Mapping[str, str]) -> dict[str, str]:
     return {f: v for f, v in values.items() if not (v == UNKNOWN and f in CONTEXT_FEATURES)}
 
 
+def observe(
+    counts: Mapping[tuple[str, str], int], observed: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """A subject's counts (keys as stored) with one more observation of each (feature, "=<value>"): the
+    value's count and the feature's TOTAL go up by one, and DISTINCT too when the value is new; a copy."""
+    out = dict(counts)
+    for feature, value in observed:
+        n = out.get((feature, value), 0)
+        if n == 0:
+            out[(feature, DISTINCT)] = out.get((feature, DISTINCT), 0) + 1
+        out[(feature, value)] = n + 1
+        out[(feature, TOTAL)] = out.get((feature, TOTAL), 0) + 1
+    return out
+
+
 def hour_band(hour: int) -> str:
     start = hour // HOUR_BAND * HOUR_BAND
     return f"{start:02d}-{start + HOUR_BAND:02d}"

@@ -52,6 +52,7 @@ SNAPSHOT_MAX = 2_000_000
 BIG_FEATURE = 4_096
 
 _UPDATES = "trustplane.protection.profile_updates"
+_WRITTEN = "trustplane.protection.user_counts_written"
 
 
 @dataclass(slots=True)
@@ -64,6 +65,7 @@ class UserState:
     risk_level: str
     risk_updated_at: datetime | None
     loaded_at: float
+    revision: int = 0  # of the user's ``protection_user_counts`` row the counts are (0: none yet)
 
 
 _users: OrderedDict[tuple[str, str], UserState] = OrderedDict()
@@ -314,13 +316,31 @@ def store_tenant_counts(tenant_id: str, counts: dict[tuple[str, str], int], sinc
 # ---------------------------------------------------------------- after commit
 
 
-def counts_on_commit(
-    session: Any, tenant_id: str, rows: list[tuple[str, str, str, int]], at: datetime
-) -> None:
-    """Add the (subject, feature, value, n) rows ``FeatureCountRepository.increment`` wrote at ``at`` to the
+def tenant_counts_on_commit(session: Any, tenant_id: str, rows: list[tuple[str, str, int]]) -> None:
+    """Add the tenant-wide (feature, value, n) increments ``FeatureCountRepository.increment`` wrote to the
     cached counts once the session's transaction commits (nothing if it rolls back)."""
     if rows:
-        _pending(session).append((tenant_id, "counts", (rows, at)))
+        _pending(session).append((tenant_id, "counts", rows))
+
+
+def user_counts_on_commit(
+    session: Any, tenant_id: str, user_id: str, written: tuple[dict[tuple[str, str], int], int, datetime]
+) -> None:
+    """The user's counts, revision and history start as the session's transaction wrote them
+    (``UserCountsRepository.observe``): the next write of the user in the same transaction starts from them
+    (``written_counts``), and the cached user takes them once the transaction commits (unless it holds a
+    later revision by then)."""
+    info = getattr(session, "sync_session", session).info
+    info.setdefault(_WRITTEN, {})[(tenant_id, user_id)] = written
+    _pending(session).append((tenant_id, "user", (user_id, written)))
+
+
+def written_counts(
+    session: Any, tenant_id: str, user_id: str
+) -> tuple[dict[tuple[str, str], int], int, datetime] | None:
+    """What the session's transaction wrote of the user's counts, if it did (``user_counts_on_commit``)."""
+    written: dict[Any, Any] | None = getattr(session, "sync_session", session).info.get(_WRITTEN)
+    return None if written is None else written.get((tenant_id, user_id))
 
 
 def forget_on_commit(session: Any, tenant_id: str, user_id: str) -> None:
@@ -337,6 +357,7 @@ def _pending(session: Any) -> list[tuple[str, str, Any]]:
 
 @event.listens_for(Session, "after_commit")
 def _apply(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
     updates = session.info.pop(_UPDATES, None)
     if not updates:
         return
@@ -344,32 +365,31 @@ def _apply(session: Session) -> None:
         if kind == "forget":
             forget_user(tenant_id, payload)
             continue
-        rows, at = payload
-        for subject, feature, value, n in rows:
-            if subject == "*":
-                during = _loads.get(tenant_id)
-                if during is not None:
-                    during.append((feature, value, n))
-                snap = _snapshots.get(tenant_id)
-                if snap is not None:
-                    snap.counts[(feature, value)] = snap.counts.get((feature, value), 0) + n
-                key = (tenant_id, feature, value)
-                cached = _values.get(key)
-                if cached is not None:
-                    _values[key] = (cached[0] + n, cached[1])
-                continue
-            state = _users.get((tenant_id, subject))
-            if state is not None:
-                counts = state.counts
-                counts[(feature, value)] = counts.get((feature, value), 0) + n
-                if feature == "ip" and value == "#total" and state.first_seen is None:
-                    state.first_seen = at
+        if kind == "user":
+            user_id, (counts, revision, first_seen) = payload
+            state = _users.get((tenant_id, user_id))
+            if state is not None and state.revision < revision:
+                # a new dict: a decision in progress keeps the counts it was reading
+                state.counts, state.revision, state.first_seen = counts, revision, first_seen
+            continue
+        for feature, value, n in payload:
+            during = _loads.get(tenant_id)
+            if during is not None:
+                during.append((feature, value, n))
+            snap = _snapshots.get(tenant_id)
+            if snap is not None:
+                snap.counts[(feature, value)] = snap.counts.get((feature, value), 0) + n
+            key = (tenant_id, feature, value)
+            cached = _values.get(key)
+            if cached is not None:
+                _values[key] = (cached[0] + n, cached[1])
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _discard(session: Session, _previous: Any) -> None:
     if not session.in_transaction():
         session.info.pop(_UPDATES, None)
+        session.info.pop(_WRITTEN, None)
 
 
 def clear() -> None:

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
+import orjson
 from sqlalchemy import (
-    Integer,
-    String,
     and_,
     bindparam,
     case,
     func,
-    literal,
-    null,
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trustplane.core.db import driver_rows
 from trustplane.core.repository import TenantRepository
+from trustplane.directory.models import User
+from trustplane.protection import features
 from trustplane.protection.models import (
     FeatureCount,
     LeakedCredential,
@@ -33,6 +34,7 @@ from trustplane.protection.models import (
     RiskyUserHistory,
     SignIn,
     ThreatIntelAddress,
+    UserFeatureCounts,
 )
 
 ACTIVE_STATES = ("atRisk", "confirmedCompromised")
@@ -43,69 +45,17 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-_PROFILES: dict[tuple[str, ...], Any] = {}
 _UPSERTS: dict[str, Any] = {}
-_COUNT_COLUMNS = (
-    FeatureCount.subject,
-    FeatureCount.feature,
-    FeatureCount.value,
-    FeatureCount.count,
-    FeatureCount.first_seen_at,
-)
 
 
-def _risk_branch() -> Any:
-    """The user's stored risk as a row of a counts read: subject "!risk", feature = level, value = state,
-    first seen = last updated (bound parameters: tenant, user)."""
-    return select(
-        literal("!risk", String(36)),
-        RiskyUser.risk_level,
-        RiskyUser.risk_state,
-        literal(0, Integer),
-        RiskyUser.risk_last_updated_at,
-    ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id == bindparam("user"))
-
-
-def _profile_statement(features: tuple[str, ...]) -> Any:
-    """The profile read for these features, built once (bound parameters: tenant, user, subjects, v<i>)."""
-    stmt = _PROFILES.get(features)
+def _tenant_counts_statement(shape: tuple[tuple[str, int], ...]) -> Any:
+    """The tenant-wide counts ("*") of ``n`` values of each feature, built once per shape (bound parameters
+    v<i>_<j>: one per value, so the compiled statement is cached and reused, where an expanding IN is
+    compiled again on every call; each branch a primary-key probe on both databases)."""
+    stmt = _TENANT_COUNTS.get(shape)
     if stmt is None:
-        counts = [
-            select(*_COUNT_COLUMNS).where(
-                FeatureCount.tenant_id == bindparam("tenant"),
-                FeatureCount.subject.in_(bindparam("subjects", expanding=True)),
-                FeatureCount.feature == feature,
-                FeatureCount.value.in_(bindparam(f"v{i}", expanding=True)),
-            )
-            for i, feature in enumerate(features)
-        ]
-        stmt = _PROFILES[features] = union_all(*counts, _risk_branch())
-    return stmt
-
-
-_COUNTS: dict[tuple[tuple[tuple[str, int], ...], bool], Any] = {}
-
-
-def _history_start() -> Any:
-    """A user's row's first-seen time when it is the history's start (ip #total), else NULL: a user has a row
-    per value seen, and turning each stored time back into a datetime was most of a user read's cost."""
-    return case(
-        (and_(FeatureCount.feature == "ip", FeatureCount.value == "#total"), FeatureCount.first_seen_at),
-        else_=null(),
-    )
-
-
-def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> Any:
-    """The read ``decide`` makes when its cache lacks something, built once per shape: the tenant-wide
-    counts ("*") of ``n`` values of each feature (bound parameters v<i>_<j>: one per value, so the compiled
-    statement is cached and reused, where an expanding IN is compiled again on every call; each branch a
-    primary-key probe, as in ``_profile_statement``) and, ``with_user``, every count of the user (bound
-    parameter ``user``) and the user's stored risk (subject "!risk")."""
-    stmt = _COUNTS.get((shape, with_user))
-    if stmt is None:
-        columns = _COUNT_COLUMNS
         branches = [
-            select(*columns).where(
+            select(FeatureCount.feature, FeatureCount.value, FeatureCount.count).where(
                 FeatureCount.tenant_id == bindparam("tenant"),
                 FeatureCount.subject == "*",
                 FeatureCount.feature == feature,
@@ -113,13 +63,39 @@ def _counts_statement(shape: tuple[tuple[str, int], ...], with_user: bool) -> An
             )
             for i, (feature, n) in enumerate(shape)
         ]
-        if with_user:
-            user = select(*columns[:4], _history_start()).where(
-                FeatureCount.tenant_id == bindparam("tenant"), FeatureCount.subject == bindparam("user")
-            )
-            branches = [user, *branches, _risk_branch()]
-        stmt = _COUNTS[(shape, with_user)] = union_all(*branches)
+        stmt = _TENANT_COUNTS[shape] = union_all(*branches)
     return stmt
+
+
+_TENANT_COUNTS: dict[tuple[tuple[str, int], ...], Any] = {}
+
+
+def _user_counts_statement(many: bool) -> Any:
+    """A directory user's (``many``: several users') counts row and stored risk, both outer-joined to the
+    user, so one statement answers a user with neither (bound parameters: tenant and user, or users —
+    expanding)."""
+    users = User.id.in_(bindparam("users", expanding=True)) if many else User.id == bindparam("user")
+    return (
+        select(
+            User.id,
+            UserFeatureCounts.counts,
+            UserFeatureCounts.revision,
+            UserFeatureCounts.first_seen_at,
+            RiskyUser.risk_level,
+            RiskyUser.risk_last_updated_at,
+        )
+        .select_from(User)
+        .outerjoin(
+            UserFeatureCounts,
+            and_(UserFeatureCounts.tenant_id == User.tenant_id, UserFeatureCounts.user_id == User.id),
+        )
+        .outerjoin(RiskyUser, and_(RiskyUser.tenant_id == User.tenant_id, RiskyUser.id == User.id))
+        .where(User.tenant_id == bindparam("tenant"), users)
+    )
+
+
+_USER_COUNTS = _user_counts_statement(many=False)
+_MANY_USER_COUNTS = _user_counts_statement(many=True)
 
 
 def _upsert_statement(dialect: str) -> Any:
@@ -156,29 +132,6 @@ def _table_statement(chunk: int) -> Any:
 
 
 _PROFILES_AT_ONCE = 200
-# Every count and the stored risk of several users (bound parameters: tenant, users — expanding): the batch
-# form of ``_counts_statement``'s user and risk branches.
-_MANY_PROFILES = union_all(
-    select(
-        literal("count", String(8)),
-        FeatureCount.subject,
-        FeatureCount.feature,
-        FeatureCount.value,
-        FeatureCount.count,
-        _history_start(),
-    ).where(
-        FeatureCount.tenant_id == bindparam("tenant"),
-        FeatureCount.subject.in_(bindparam("users", expanding=True)),
-    ),
-    select(
-        literal("risk", String(8)),
-        RiskyUser.id,
-        RiskyUser.risk_level,
-        RiskyUser.risk_state,
-        literal(0, Integer),
-        RiskyUser.risk_last_updated_at,
-    ).where(RiskyUser.tenant_id == bindparam("tenant"), RiskyUser.id.in_(bindparam("users", expanding=True))),
-)
 
 
 class SignInRepository(TenantRepository[SignIn]):
@@ -293,85 +246,23 @@ class LeakedCredentialRepository(TenantRepository[LeakedCredential]):
 class FeatureCountRepository(TenantRepository[FeatureCount]):
     model = FeatureCount
 
-    async def profile(
-        self, user_id: str, keys: Sequence[tuple[str, str]]
-    ) -> tuple[list[tuple[str, str, str, int, datetime]], tuple[str, datetime] | None]:
-        """The user's and the tenant's counts for the (feature, value) ``keys`` and the user's stored risk
-        (level, last updated), in one statement (the risk row rides along the counts as subject "!risk").
-        One branch per feature, so that every lookup is a primary-key probe on both databases: with the
-        value alone the tenant's rows (every address and agent it has seen) were scanned, and neither
-        planner probes a list of (feature, value) pairs reliably."""
+    async def counts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The tenant-wide count of each (feature, value) in ``keys`` (0 when there is no row), in one
+        statement."""
         by_feature: dict[str, list[str]] = {}
         for feature, value in keys:
             by_feature.setdefault(feature, []).append(value)
-        params: dict[str, Any] = {"tenant": self.tenant_id, "user": user_id, "subjects": [user_id, "*"]}
-        params.update({f"v{i}": values for i, values in enumerate(by_feature.values())})
-        stmt = _profile_statement(tuple(by_feature))
-        rows: list[tuple[str, str, str, int, datetime]] = []
-        level: tuple[str, datetime] | None = None
-        for subject, feature, value, count, seen in (await self.session.execute(stmt, params)).all():
-            if subject == "!risk":
-                level = (feature, seen)
-            else:
-                rows.append((subject, feature, value, count, seen))
-        return rows, level
-
-    async def counts(
-        self, user_id: str | None, tenant_keys: Sequence[tuple[str, str]]
-    ) -> tuple[
-        dict[tuple[str, str], int], datetime | None, dict[tuple[str, str], int], tuple[str, datetime] | None
-    ]:
-        """For a ``user_id``, every count of the user ((feature, value) -> count), when the user's history
-        started (ip #total's first-seen time) and the user's stored risk (level, last updated); and the
-        tenant-wide count of each (feature, value) in ``tenant_keys`` (0 when there is no row): one
-        statement, so a user's first read in a process is one round trip."""
-        by_feature: dict[str, list[str]] = {}
-        for feature, value in tenant_keys:
-            by_feature.setdefault(feature, []).append(value)
-        params: dict[str, Any] = {"tenant": self.tenant_id, "user": user_id}
+        params: dict[str, Any] = {"tenant": self.tenant_id}
         for i, values in enumerate(by_feature.values()):
             params.update({f"v{i}_{j}": value for j, value in enumerate(values)})
         shape = tuple((feature, len(values)) for feature, values in by_feature.items())
-        stmt = _counts_statement(shape, user_id is not None)
-        mine: dict[tuple[str, str], int] = {}
-        first_seen: datetime | None = None
-        tenant = dict.fromkeys(tenant_keys, 0)
-        level: tuple[str, datetime] | None = None
-        for subject, feature, value, count, seen in await driver_rows(self.session, stmt, params, small=True):
-            if subject == "!risk":
-                level = (feature, seen)
-            elif subject == "*":
-                tenant[(feature, value)] = int(count)
-            else:
-                mine[(feature, value)] = int(count)
-                if seen is not None:
-                    first_seen = seen  # only ip #total's is selected
-        return mine, first_seen, tenant, level
-
-    async def profiles(
-        self, user_ids: Sequence[str]
-    ) -> dict[str, tuple[dict[tuple[str, str], int], datetime | None, tuple[str, datetime] | None]]:
-        """``counts`` for many users at once (a batch's): user id -> (every count of the user, when the
-        user's history started, the stored risk), in one statement per ``_PROFILES_AT_ONCE`` users."""
-        out: dict[str, tuple[dict[tuple[str, str], int], datetime | None, tuple[str, datetime] | None]] = {}
-        ids = list(dict.fromkeys(user_ids))
-        for start in range(0, len(ids), _PROFILES_AT_ONCE):
-            some = ids[start : start + _PROFILES_AT_ONCE]
-            counts: dict[str, dict[tuple[str, str], int]] = {u: {} for u in some}
-            first: dict[str, datetime | None] = dict.fromkeys(some)
-            risks: dict[str, tuple[str, datetime] | None] = dict.fromkeys(some)
-            params = {"tenant": self.tenant_id, "users": some}
-            for kind, subject, feature, value, count, seen in await self.session.execute(
-                _MANY_PROFILES, params
+        tenant = dict.fromkeys(keys, 0)
+        if shape:
+            for feature, value, count in await driver_rows(
+                self.session, _tenant_counts_statement(shape), params, small=True
             ):
-                if kind == "risk":
-                    risks[subject] = (feature, seen)
-                else:
-                    counts[subject][(feature, value)] = int(count)
-                    if seen is not None:
-                        first[subject] = seen  # only ip #total's is selected
-            out.update({u: (counts[u], first[u], risks[u]) for u in some})
-        return out
+                tenant[(feature, value)] = int(count)
+        return tenant
 
     async def tenant_table(self, limit: int, into: Any) -> bool:
         """Every tenant-wide count of the tenant, as (feature, value, count) rows in (feature, value) order
@@ -404,7 +295,8 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
             after = (rows[-1][0], rows[-1][1])
 
     async def increment(self, rows: Sequence[tuple[str, str, str, int]], at: datetime) -> None:
-        """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet."""
+        """Add ``count`` to each (subject, feature, value), creating the rows that do not exist yet (the
+        tenant-wide counts: subject "*"; a user's are ``UserCountsRepository``'s)."""
         if not rows:
             return
         values = [
@@ -415,3 +307,136 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         # One statement built once per dialect and executed for many rows (the driver's executemany): a
         # multi-row VALUES statement is compiled afresh on every call, which cost more than the database.
         await self.session.execute(_upsert_statement(self.session.get_bind().dialect.name), values)
+
+
+UserCounts = tuple[dict[tuple[str, str], int], int, datetime | None, tuple[str, datetime] | None]
+
+
+def encode_counts(counts: Mapping[tuple[str, str], int]) -> str:
+    """A user's counts ((feature, value as stored) -> count) as ``protection_user_counts.counts`` stores them:
+    ``{feature: {value: count}}``."""
+    nested: dict[str, dict[str, int]] = {}
+    for (feature, value), n in counts.items():
+        if n:
+            nested.setdefault(feature, {})[value] = n
+    return orjson.dumps(nested).decode()
+
+
+def decode_counts(text: str | None) -> dict[tuple[str, str], int]:
+    """``encode_counts`` undone (None, a user without counts: empty)."""
+    out: dict[tuple[str, str], int] = {}
+    if text:
+        for feature, values in orjson.loads(text).items():
+            out.update(zip(zip(repeat(feature), values), values.values(), strict=True))
+    return out
+
+
+class UserCountsRepository(TenantRepository[UserFeatureCounts]):
+    """Each user's feature counts, one row a user (``UserFeatureCounts``)."""
+
+    model = UserFeatureCounts
+
+    async def load(self, user_id: str) -> UserCounts | None:
+        """The directory user's counts, their row's revision (0: no row yet), when the user's history started
+        and the user's stored risk (level, last updated); None when the tenant has no such user. One
+        statement, straight on the driver: a user's first decision in a process waits for it."""
+        params = {"tenant": self.tenant_id, "user": user_id}
+        rows = await driver_rows(self.session, _USER_COUNTS, params, small=True)
+        if not rows:
+            return None
+        _, counts, revision, first_seen, level, updated = rows[0]
+        return decode_counts(counts), revision or 0, first_seen, (level, updated) if level else None
+
+    async def load_many(self, user_ids: Sequence[str]) -> dict[str, UserCounts]:
+        """``load`` for many users at once (a batch's): one statement per ``_PROFILES_AT_ONCE`` users; the
+        users the tenant does not have are left out."""
+        out: dict[str, UserCounts] = {}
+        ids = list(dict.fromkeys(user_ids))
+        for start in range(0, len(ids), _PROFILES_AT_ONCE):
+            params = {"tenant": self.tenant_id, "users": ids[start : start + _PROFILES_AT_ONCE]}
+            for user_id, counts, revision, first_seen, level, updated in await self.session.execute(
+                _MANY_USER_COUNTS, params
+            ):
+                risk = (level, updated) if level else None
+                out[user_id] = (decode_counts(counts), revision or 0, first_seen, risk)
+        return out
+
+    async def history(self, user_id: str) -> tuple[int, datetime | None]:
+        """(the user's learned sign-ins, when the user's history started): (0, None) without one."""
+        stmt = self.select(UserFeatureCounts.counts, UserFeatureCounts.first_seen_at).where(
+            UserFeatureCounts.user_id == user_id
+        )
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return 0, None
+        return decode_counts(row[0]).get(("ip", "#total"), 0), row[1]
+
+    async def observe(
+        self,
+        user_id: str,
+        observed: Sequence[tuple[str, str]],
+        at: datetime,
+        known: tuple[Mapping[tuple[str, str], int], int, datetime | None] | None,
+    ) -> tuple[dict[tuple[str, str], int], int, datetime]:
+        """Count one more observation of each (feature, value as stored "=<v>") in ``observed`` for the user
+        (``features.observe``: the value, the feature's total and, for a value new to the user, its distinct
+        count); the counts, revision and history start as written.
+
+        ``known``: the counts, revision and history start this process holds for the user. Written where the
+        row is still at that revision — one statement, nothing read — else (another transaction wrote the
+        user since, or nothing is known) the row is read under a lock (``FOR UPDATE`` on PostgreSQL; on
+        SQLite the transaction already holds the database's write lock once it has written) and written
+        from what was read, so no increment is lost to a concurrent writer."""
+        if known is not None:
+            counts, revision, first_seen = known
+            new = features.observe(counts, observed)
+            if revision == 0:
+                if await self._create(user_id, new, at):
+                    return new, 1, at
+            elif await self._replace(user_id, new, revision):
+                return new, revision + 1, first_seen or at
+        for _ in range(3):
+            stmt = (
+                self.select(
+                    UserFeatureCounts.counts, UserFeatureCounts.revision, UserFeatureCounts.first_seen_at
+                )
+                .where(UserFeatureCounts.user_id == user_id)
+                .with_for_update()
+            )
+            row = (await self.session.execute(stmt)).first()
+            if row is None:
+                new = features.observe({}, observed)
+                if await self._create(user_id, new, at):
+                    return new, 1, at
+                continue  # created meanwhile by another transaction: read it
+            new = features.observe(decode_counts(row[0]), observed)
+            if await self._replace(user_id, new, row[1]):
+                return new, row[1] + 1, row[2]
+        raise RuntimeError(f"the counts of user {user_id} changed under three attempts to add to them")
+
+    async def _create(self, user_id: str, counts: Mapping[tuple[str, str], int], at: datetime) -> bool:
+        values = {
+            "tenant_id": self.tenant_id,
+            "user_id": user_id,
+            "counts": encode_counts(counts),
+            "revision": 1,
+            "first_seen_at": at,
+        }
+        result = await self.session.execute(
+            _insert(self.session, UserFeatureCounts).values(values).on_conflict_do_nothing()
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _replace(self, user_id: str, counts: Mapping[tuple[str, str], int], revision: int) -> bool:
+        stmt = (
+            update(UserFeatureCounts)
+            .where(
+                UserFeatureCounts.tenant_id == self.tenant_id,
+                UserFeatureCounts.user_id == user_id,
+                UserFeatureCounts.revision == revision,
+            )
+            .values(counts=encode_counts(counts), revision=revision + 1)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))

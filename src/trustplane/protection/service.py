@@ -62,6 +62,8 @@ from trustplane.protection.repository import (
     RiskyUserRepository,
     SignInRepository,
     ThreatIntelRepository,
+    UserCounts,
+    UserCountsRepository,
 )
 
 LOW_RISK_LIFETIME = timedelta(days=180)
@@ -264,31 +266,36 @@ async def _load_user(
         user = await _user(session, tenant_id, attempt)
     if user is None:
         return None
-    wanted = [] if profiles.snapshot(tenant_id) is not None else _wanted(values)
-    _, missing = profiles.tenant_counts(tenant_id, wanted)
-    # With the user's counts, the tenant's for all of ``wanted`` when any is missing (one statement shape
-    # per feature set, compiled once), or none.
-    mine, first_seen, tenant, risk = await FeatureCountRepository(session, tenant_id).counts(
-        user.id, wanted if missing else []
-    )
-    if tenant:
-        profiles.store_tenant_counts(tenant_id, tenant, since)
-    state = _user_state(user, mine, first_seen, risk, time.monotonic())
+    loaded = await UserCountsRepository(session, tenant_id).load(user.id)
+    if loaded is None:  # deleted since it was read
+        return None
+    if profiles.snapshot(tenant_id) is None:
+        # Without a snapshot of the tenant's table, the tenant-wide counts this sign-in is scored against and
+        # the cache lacks are read now too (all of ``wanted``: one statement shape per feature set).
+        wanted = _wanted(values)
+        _, missing = profiles.tenant_counts(tenant_id, wanted)
+        if missing:
+            tenant = await FeatureCountRepository(session, tenant_id).counts(wanted)
+            profiles.store_tenant_counts(tenant_id, tenant, since)
+    state = _user_state(user, loaded, time.monotonic())
     profiles.store_user(tenant_id, state, since)
     return state
 
 
-def _user_state(
-    user: User,
-    counts: dict[tuple[str, str], int],
-    first_seen: datetime | None,
-    risk: tuple[str, datetime] | None,
-    loaded_at: float,
-) -> profiles.UserState:
+def _user_state(user: User, loaded: UserCounts, loaded_at: float) -> profiles.UserState:
     """What ``profiles`` keeps of a user read from the database (no stored risk: "none")."""
+    counts, revision, first_seen, risk = loaded
     level, updated = risk if risk is not None else ("none", None)
     return profiles.UserState(
-        user.id, user.user_principal_name, user.display_name, counts, first_seen, level, updated, loaded_at
+        user.id,
+        user.user_principal_name,
+        user.display_name,
+        counts,
+        first_seen,
+        level,
+        updated,
+        loaded_at,
+        revision,
     )
 
 
@@ -321,10 +328,11 @@ async def prefetch(session: AsyncSession, tenant_id: str, attempts: Sequence[Sig
     for chunk in _chunks(sorted(upns)):
         stmt = users.select().where(func.lower(User.user_principal_name).in_(chunk))
         found += (await session.execute(stmt)).scalars().all()
-    loaded = await FeatureCountRepository(session, tenant_id).profiles([u.id for u in found])
+    loaded = await UserCountsRepository(session, tenant_id).load_many([u.id for u in found])
     now = time.monotonic()
     for user in found:
-        profiles.store_user(tenant_id, _user_state(user, *loaded[user.id], now), since)
+        if user.id in loaded:
+            profiles.store_user(tenant_id, _user_state(user, loaded[user.id], now), since)
     return len(found)
 
 
@@ -404,7 +412,7 @@ async def _profile(
         tenant, missing = profiles.tenant_counts(tenant_id, wanted)
         if missing:
             since = profiles.generation()
-            _, _, tenant, _ = await FeatureCountRepository(session, tenant_id).counts(None, wanted)
+            tenant = await FeatureCountRepository(session, tenant_id).counts(wanted)
             profiles.store_tenant_counts(tenant_id, tenant, since)
     return Profile(
         state.user_id,
@@ -449,23 +457,28 @@ async def _learn(
             (features.SCORE, "=" + features.score_bucket(score), 1),
             (features.SCORE, features.TOTAL, 1),
         ]
-    rows: list[tuple[str, str, str, int]] = []
     if learn:
-        for feature, value in features.learnable(values).items():
-            rows.append((user_id, feature, "=" + value, 1))
-            rows.append((user_id, feature, features.TOTAL, 1))
-            if profile.user_count(feature, "=" + value) == 0:
-                rows.append((user_id, feature, features.DISTINCT, 1))
-            tenant_rows.append((feature, "=" + value, 1))
+        observed = [(feature, "=" + value) for feature, value in features.learnable(values).items()]
+        # From what this transaction wrote of the user, else what this process holds (its revision checked
+        # by the write), else read under a lock.
+        known: tuple[Mapping[tuple[str, str], int], int, datetime | None] | None
+        known = profiles.written_counts(session, tenant_id, user_id)
+        if known is None:
+            state = profiles.user(tenant_id, user_id, None)
+            known = None if state is None else (state.counts, state.revision, state.first_seen)
+        written = await UserCountsRepository(session, tenant_id).observe(user_id, observed, at, known)
+        profiles.user_counts_on_commit(session, tenant_id, user_id, written)
+        for feature, value in observed:
+            tenant_rows.append((feature, value, 1))
             tenant_rows.append((feature, features.TOTAL, 1))
-            if profile.tenant_count(feature, "=" + value) == 0:
+            if profile.tenant_count(feature, value) == 0:
                 tenant_rows.append((feature, features.DISTINCT, 1))
-        if profile.user_count("ip", features.TOTAL) == 0:
+        if written[0].get(("ip", features.TOTAL)) == 1:  # the user's first learned sign-in
             tenant_rows.append((features.USERS, features.TOTAL, 1))
     cache.add_tenant_counts(tenant_id, tenant_rows)
-    rows += [("*", f, v, n) for f, v, n in cache.take_due(tenant_id)]
-    await FeatureCountRepository(session, tenant_id).increment(rows, at)
-    profiles.counts_on_commit(session, tenant_id, rows, at)
+    due = cache.take_due(tenant_id)
+    await FeatureCountRepository(session, tenant_id).increment([("*", f, v, n) for f, v, n in due], at)
+    profiles.tenant_counts_on_commit(session, tenant_id, due)
 
 
 def _stored_values(sign_in: SignIn) -> dict[str, str]:
@@ -797,12 +810,9 @@ async def _offline_signal(
             previous = PreviousLocation(
                 to_utc(prev.created_at), prev.latitude, prev.longitude, prev.ip_address
             )
-            history, _ = await FeatureCountRepository(session, tenant_id).profile(
-                signal.user_id, [("ip", features.TOTAL)]
-            )
-            total = next((r for r in history if r[0] == signal.user_id), None)
-            days = (signal.at - to_utc(total[4])).total_seconds() / 86400 if total is not None else 0.0
-            travel_learned = learned_for_travel(total[3] if total is not None else 0, days)
+            learned, started = await UserCountsRepository(session, tenant_id).history(signal.user_id)
+            days = (signal.at - to_utc(started)).total_seconds() / 86400 if started is not None else 0.0
+            travel_learned = learned_for_travel(learned, days)
     spray = None
     if signal.ip_address and signal.password_valid:
         window = signal.at - timedelta(minutes=SPRAY_WINDOW_MINUTES)
