@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from itertools import repeat
 from typing import Any
 
 import orjson
@@ -324,11 +323,10 @@ def encode_counts(counts: Mapping[tuple[str, str], int]) -> str:
 
 def decode_counts(text: str | None) -> dict[tuple[str, str], int]:
     """``encode_counts`` undone (None, a user without counts: empty)."""
-    out: dict[tuple[str, str], int] = {}
-    if text:
-        for feature, values in orjson.loads(text).items():
-            out.update(zip(zip(repeat(feature), values), values.values(), strict=True))
-    return out
+    if not text:
+        return {}
+    nested = orjson.loads(text)
+    return {(feature, value): n for feature, values in nested.items() for value, n in values.items()}
 
 
 class UserCountsRepository(TenantRepository[UserFeatureCounts]):

@@ -217,8 +217,9 @@ class Profile:
     Keys as stored: (feature, "=<value>" | "#total" | "#distinct").
 
     A view of the process's tables, not a copy (copying the ~85 counts a sign-in is scored against was most
-    of a decision's cost): a transaction of this process that commits meanwhile adds to them, so a later
-    step of the same sign-in (``learn``) sees what was committed in between — as a read would."""
+    of a decision's cost): a transaction of this process that commits meanwhile adds to the tenant-wide ones,
+    so a later step of the same sign-in (``learn``) sees what was committed in between — as a read would; the
+    user's are replaced, not changed, by a commit (``learn`` writes from the user's latest counts itself)."""
 
     user_id: str
     mine: Mapping[tuple[str, str], int]
@@ -246,28 +247,62 @@ class Profile:
         return features.Counts(self.mine, stored=True)
 
 
+@dataclass(slots=True)
+class _UserRead:
+    """A first touch's read of the user's counts and risk, started before the decision's own computation
+    (``_read_ahead``) so that the database answers while the process computes."""
+
+    user: User
+    since: int  # ``profiles.generation()`` when the read began
+    task: asyncio.Task[UserCounts | None]
+
+
+def _read_ahead(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -> _UserRead | None:
+    """Start reading the user's counts now when the decision will need them from the database — the user is
+    not cached — and the caller passed the user's row (``attempt.user``, as TrustPlane's sign-in does), so
+    the read needs nothing else first. The session is the task's until it is awaited."""
+    given = attempt.user
+    user_id = attempt.user_id
+    if given is None or user_id is None or given.tenant_id != tenant_id or given.id != user_id:
+        return None
+    if profiles.user(tenant_id, user_id, None) is not None:
+        return None
+    since = profiles.generation()
+    task = asyncio.get_running_loop().create_task(UserCountsRepository(session, tenant_id).load(user_id))
+    return _UserRead(given, since, task)
+
+
 async def _load_user(
-    session: AsyncSession, tenant_id: str, attempt: SignInAttempt, values: dict[str, str]
+    session: AsyncSession,
+    tenant_id: str,
+    attempt: SignInAttempt,
+    values: dict[str, str],
+    ahead: _UserRead | None = None,
 ) -> profiles.UserState | None:
     """The attempt's directory user with every feature count and the stored risk: from this process's
-    cache (``profiles``) when it is fresh, else read and cached. The read is one statement — the user's
-    counts, the user's risk and, without a snapshot of the tenant's table, the tenant-wide counts of this
-    sign-in's ``values`` that the cache lacks — after the user's own row, unless the caller passed that
-    (``attempt.user``)."""
-    user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
-    cached = profiles.user(tenant_id, user_id, None if user_id else attempt.user_principal_name)
-    if cached is not None:
-        return cached
-    since = profiles.generation()
-    given = attempt.user
-    if given is not None and given.tenant_id == tenant_id and given.id == user_id:
-        user: User | None = given
+    cache (``profiles``) when it is fresh, else read (or taken from the read ``ahead``) and cached. The read
+    is one statement — the user's counts and risk — after the user's own row, unless the caller passed that
+    (``attempt.user``); without a snapshot of the tenant's table, the tenant-wide counts of this sign-in's
+    ``values`` that the cache lacks are read too."""
+    if ahead is not None:
+        user: User | None = ahead.user
+        since = ahead.since
+        loaded = await ahead.task
     else:
-        user = await _user(session, tenant_id, attempt)
-    if user is None:
-        return None
-    loaded = await UserCountsRepository(session, tenant_id).load(user.id)
-    if loaded is None:  # deleted since it was read
+        user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
+        cached = profiles.user(tenant_id, user_id, None if user_id else attempt.user_principal_name)
+        if cached is not None:
+            return cached
+        since = profiles.generation()
+        given = attempt.user
+        if given is not None and given.tenant_id == tenant_id and given.id == user_id:
+            user = given
+        else:
+            user = await _user(session, tenant_id, attempt)
+        if user is None:
+            return None
+        loaded = await UserCountsRepository(session, tenant_id).load(user.id)
+    if user is None or loaded is None:  # deleted since it was read
         return None
     if profiles.snapshot(tenant_id) is None:
         # Without a snapshot of the tenant's table, the tenant-wide counts this sign-in is scored against and
@@ -575,29 +610,39 @@ async def decide(
     if offline not in ("job", "inline"):
         raise ValueError("offline is 'job' or 'inline'")
     at = to_utc(attempt.at)
-    intel = ipintel.current().lookup(attempt.ip_address)
     lists = await cache.tenant_lists(session, tenant_id)
-    anonymizer = intel.anonymizer or ("admin" if lists.is_anonymizer(attempt.ip_address) else None)
-    facts = IpFacts(
-        country=(attempt.country or intel.country or None),
-        asn=attempt.asn if attempt.asn is not None else intel.asn,
-        is_private=intel.is_private,
-        anonymizer=anonymizer,
-        malicious=lists.is_malicious(attempt.ip_address),
-    )
-    device_id = attempt.device_detail.get("deviceId") if isinstance(attempt.device_detail, dict) else None
-    values = features.feature_values(
-        attempt.ip_address,
-        facts.asn,
-        facts.country,
-        attempt.user_agent,
-        device_id=str(device_id) if device_id else None,
-        city=attempt.city,
-        region=attempt.state,
-        at=at,
-    )
     await _tenant_snapshot(session, tenant_id)
-    user = await _load_user(session, tenant_id, attempt, values)
+    ahead = _read_ahead(session, tenant_id, attempt)
+    try:
+        if ahead is not None:
+            await asyncio.sleep(0)  # the read's statement goes out; what follows runs while it is answered
+        intel = ipintel.current().lookup(attempt.ip_address)
+        anonymizer = intel.anonymizer or ("admin" if lists.is_anonymizer(attempt.ip_address) else None)
+        facts = IpFacts(
+            country=(attempt.country or intel.country or None),
+            asn=attempt.asn if attempt.asn is not None else intel.asn,
+            is_private=intel.is_private,
+            anonymizer=anonymizer,
+            malicious=lists.is_malicious(attempt.ip_address),
+        )
+        device_id = attempt.device_detail.get("deviceId") if isinstance(attempt.device_detail, dict) else None
+        values = features.feature_values(
+            attempt.ip_address,
+            facts.asn,
+            facts.country,
+            attempt.user_agent,
+            device_id=str(device_id) if device_id else None,
+            city=attempt.city,
+            region=attempt.state,
+            at=at,
+        )
+        user = await _load_user(session, tenant_id, attempt, values, ahead)
+    finally:
+        if ahead is not None and not ahead.task.done():
+            # Failed before taking the read: it still holds the session, so it ends before anything else.
+            await asyncio.wait([ahead.task])
+            if not ahead.task.cancelled():
+                ahead.task.exception()
     # Only a user of this tenant's directory gets detections and a risk; any other name is logged as given.
     user_id = user.user_id if user is not None else ""
     password_valid = (
