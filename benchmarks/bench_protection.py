@@ -555,7 +555,11 @@ async def seed_history(db: Any, tenant_id: str, ids: list[tuple[str, str]], even
         model.learn(e.uid, values, e.at)
     users: list[dict[str, Any]] = []
     for uid, counts in model.users.items():
-        stored = {_stored(feature, value): n for (feature, value), n in counts.items() if n}
+        stored: dict[str, dict[str, int]] = {}
+        for (feature, value), n in counts.items():
+            if n:
+                f, v = _stored(feature, value)
+                stored.setdefault(f, {})[v] = n
         users.append(
             {
                 "user_id": ids[uid][0],

@@ -215,9 +215,9 @@ def test_migration_0013_moves_each_users_counts_into_one_row_and_back(
     finally:
         if postgres:
             drop_pg_database(name)
-    expected: dict[str, dict[tuple[str, str], int]] = {}
+    expected: dict[str, dict[str, dict[str, int]]] = {}
     for _, subject, feature, value, count, _ in rows:
-        expected.setdefault(subject, {})[(feature, value)] = count
+        expected.setdefault(subject, {}).setdefault(feature, {})[value] = count
     assert {user: decode_counts(str(counts)) for _, user, counts, _, _ in moved} == expected
     assert {r[3] for r in moved} == {1}
     history_start = {user: str(seen)[:19] for _, user, _, _, seen in moved}

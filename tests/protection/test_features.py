@@ -91,3 +91,32 @@ def test_score_buckets_rise_with_the_score_and_the_tail_needs_enough_sign_ins() 
     assert features.tail_share(0.5, tenant) == 0.01
     assert features.tail_share(0.99, tenant) == 0.0
     assert features.tail_share(1e-6, tenant) == 1.0
+
+
+def test_a_users_table_scores_as_the_same_counts_keyed_by_pairs() -> None:
+    """A user's counts as ``protection_user_counts`` stores and the cache holds them ({feature: {value as
+    stored: count}}, read through ``TableCounts``) score exactly as the same counts keyed by (feature, value);
+    ``observe`` counts an observation as ``learn`` above does."""
+    user, tenant = history()
+    table: features.Table = {}
+    for (feature, value), n in user.values.items():
+        stored = value if value in (features.TOTAL, features.DISTINCT) else "=" + value
+        table.setdefault(feature, {})[stored] = n
+    as_table = features.TableCounts(table)
+    for values in (
+        features.feature_values(
+            "81.2.69.160", 2856, "GB", CHROME, device_id="laptop-1", city="London", at=AT
+        ),
+        features.feature_values("90.3.1.1", 1003, "FR", CHROME, device_id="d3", city="Paris", at=AT),
+        features.feature_values("1.2.3.4", None, None, "curl/8", at=AT.replace(hour=4)),
+    ):
+        assert features.score(values, as_table, tenant) == features.score(values, user, tenant)
+        assert features.group_ratios(values, as_table, tenant) == features.group_ratios(values, user, tenant)
+        pairs: dict[tuple[str, str], int] = defaultdict(int, user.values)
+        learn(pairs, values)
+        observed = [(f, "=" + v) for f, v in features.learnable(values).items()]
+        before = {f: dict(counts) for f, counts in table.items()}
+        after = features.observe(table, observed)
+        assert table == before  # a copy: the table it was given is left as it was
+        flat = {(f, v.removeprefix("=")): n for f, counts in after.items() for v, n in counts.items()}
+        assert flat == {k: n for k, n in pairs.items() if n}

@@ -33,7 +33,7 @@ def counts(server: TestServer, tenant_id: str, user_id: str) -> dict[tuple[str, 
                 UserFeatureCounts.tenant_id == tenant_id, UserFeatureCounts.user_id == user_id
             )
         )
-        return decode_counts(stored)
+        return {(f, v): n for f, values in decode_counts(stored).items() for v, n in values.items()}
 
     return write(server, load)
 

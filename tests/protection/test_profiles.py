@@ -94,7 +94,7 @@ def test_learning_reaches_the_cache_on_commit_only(server: TestServer) -> None:
     assert profiles.user(tenant_id, user.id, None).counts == before  # type: ignore[union-attr]
     write(server, lambda s: service.assess(s, tenant_id, attempt))
     after = profiles.user(tenant_id, user.id, None).counts  # type: ignore[union-attr]
-    assert after[("ip", "#total")] == before[("ip", "#total")] + 1
+    assert after["ip"]["#total"] == before["ip"]["#total"] + 1
 
 
 def test_a_risk_change_in_this_process_reaches_the_next_decision(server: TestServer) -> None:
@@ -198,7 +198,7 @@ def test_a_warm_decision_on_values_never_seen_reads_nothing_and_equals_a_fresh_r
         # The model reads the same counts through either profile (the user is still learning, so the
         # score is computed here rather than by the decision).
         scores = [
-            features.score(decision.values, p.counts(user.id), p.counts("*"))
+            features.score(decision.values, p.user_counts(), p.tenant_counts())
             for p in (decision.profile, read.profile)
             if p is not None
         ]
@@ -282,6 +282,45 @@ def test_a_first_touch_is_one_statement_when_the_caller_passes_the_user(server: 
     mismatched = dataclasses.replace(attempt, user=other)  # not the user the attempt names: read again
     decision, statements = statements_during(server, lambda s: service.decide(s, tenant_id, mismatched))
     assert statements == 2 and decision.user is not None and decision.user.user_id == user.id
+
+
+def test_a_decision_that_fails_while_the_users_read_is_under_way_leaves_the_session_usable(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first-touch read starts before the decision's own computation (``attempt.user`` passed): when
+    that computation fails, the read is waited for before the error leaves ``decide``, so the session's
+    connection is free for the caller's next statement, and the next decision reads the user as usual."""
+    tenant_id = server.tenant().tenant_id
+    user = make_user(server, tenant_id, "ahead")
+    assess(server, tenant_id, user, at=T0, **HOME)
+    profiles.forget_user(tenant_id, user.id)
+    attempt = SignInAttempt(
+        user.user_principal_name, T0 + timedelta(minutes=1), user_id=user.id, user=user, **HOME
+    )
+    reads = []
+    real_read_ahead = service._read_ahead
+
+    def read_ahead(*args: Any) -> Any:
+        started = real_read_ahead(*args)
+        reads.append(started)
+        return started
+
+    def broken(*_args: Any, **_kwargs: Any) -> dict[str, str]:
+        raise RuntimeError("feature extraction failed")
+
+    monkeypatch.setattr(service, "_read_ahead", read_ahead)
+    monkeypatch.setattr(features, "feature_values", broken)
+
+    async def fail_then_query(session: Any) -> int:
+        with pytest.raises(RuntimeError, match="feature extraction failed"):
+            await service.decide(session, tenant_id, attempt)
+        return int((await session.execute(text("SELECT 1"))).scalar_one())
+
+    assert write(server, fail_then_query) == 1
+    assert len(reads) == 1 and reads[0] is not None and reads[0].task.done()
+    monkeypatch.undo()
+    decision = write(server, lambda s: service.decide(s, tenant_id, attempt))
+    assert decision.user is not None and decision.user.counts["ip"]["#total"] == 1
 
 
 def test_a_first_touch_in_a_transaction_that_changed_the_users_risk_reads_that_risk(

@@ -119,18 +119,21 @@ def learnable(values: Mapping[str, str]) -> dict[str, str]:
     return {f: v for f, v in values.items() if not (v == UNKNOWN and f in CONTEXT_FEATURES)}
 
 
-def observe(
-    counts: Mapping[tuple[str, str], int], observed: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    """A subject's counts (keys as stored) with one more observation of each (feature, "=<value>"): the
-    value's count and the feature's TOTAL go up by one, and DISTINCT too when the value is new; a copy."""
-    out = dict(counts)
+Table = dict[str, dict[str, int]]  # one subject's counts by feature: {feature: {value as stored: count}}
+
+
+def observe(table: Mapping[str, Mapping[str, int]], observed: Iterable[tuple[str, str]]) -> Table:
+    """A subject's counts (``Table``, values as stored) with one more observation of each (feature,
+    "=<value>"): the value's count and the feature's TOTAL go up by one, and DISTINCT too when the value is
+    new; a copy."""
+    out = {feature: dict(values) for feature, values in table.items()}
     for feature, value in observed:
-        n = out.get((feature, value), 0)
+        counts = out.setdefault(feature, {})
+        n = counts.get(value, 0)
         if n == 0:
-            out[(feature, DISTINCT)] = out.get((feature, DISTINCT), 0) + 1
-        out[(feature, value)] = n + 1
-        out[(feature, TOTAL)] = out.get((feature, TOTAL), 0) + 1
+            counts[DISTINCT] = counts.get(DISTINCT, 0) + 1
+        counts[value] = n + 1
+        counts[TOTAL] = counts.get(TOTAL, 0) + 1
     return out
 
 
@@ -191,6 +194,34 @@ class Counts:
         return sum(sum(map(table.get, keys, zero)) for table in (self.values, *self.extra))
 
 
+_NONE: Mapping[str, int] = {}
+
+
+class TableCounts:
+    """``Counts``' reads over one subject's ``Table`` (a user's counts as ``protection_user_counts`` stores
+    them and the process caches them: nested dictionaries of strings and integers, which the garbage
+    collector does not track, where ~90 (feature, value) tuples a user were tracked until a collection)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: Mapping[str, Mapping[str, int]]) -> None:
+        self.table = table
+
+    def get(self, feature: str, value: str) -> int:
+        return self.table.get(feature, _NONE).get("=" + value, 0)
+
+    def total(self, feature: str) -> int:
+        return self.table.get(feature, _NONE).get(TOTAL, 0)
+
+    def distinct(self, feature: str) -> int:
+        return self.table.get(feature, _NONE).get(DISTINCT, 0)
+
+    def smoothed(self, feature: str, value: str) -> tuple[int, float]:
+        counts = self.table.get(feature, _NONE)
+        count = counts.get("=" + value, 0)
+        return count, smoothed(count, counts.get(TOTAL, 0), counts.get(DISTINCT, 0))
+
+
 def smoothed(count: int, total: int, distinct: int) -> float:
     if total + distinct == 0:
         return 1.0
@@ -200,7 +231,7 @@ def smoothed(count: int, total: int, distinct: int) -> float:
 
 
 def group_ratios(
-    values: Mapping[str, str], user: Counts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
+    values: Mapping[str, str], user: Counts | TableCounts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
 ) -> list[float | None]:
     """Each group's p(x | attack) / p(x | u, legit); None for a group left out (see the module doc)."""
     out: list[float | None] = []
@@ -232,7 +263,7 @@ def group_ratios(
 
 
 def score(
-    values: Mapping[str, str], user: Counts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
+    values: Mapping[str, str], user: Counts | TableCounts, tenant: Counts, groups: tuple[Group, ...] = GROUPS
 ) -> float:
     """S / (1 + S) for this sign-in of this user (``groups``: FREEMAN_GROUPS for the paper's model)."""
     n_user = user.total("ip")

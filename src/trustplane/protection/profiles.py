@@ -60,7 +60,7 @@ class UserState:
     user_id: str
     user_principal_name: str
     display_name: str | None
-    counts: dict[tuple[str, str], int]  # (feature, value as stored: "=<v>", "#total", "#distinct") -> count
+    counts: dict[str, dict[str, int]]  # {feature: {value as stored ("=<v>", "#total", "#distinct"): count}}
     first_seen: datetime | None
     risk_level: str
     risk_updated_at: datetime | None
@@ -188,7 +188,7 @@ def user(tenant_id: str, user_id: str | None, upn: str | None) -> UserState | No
 
 def store_user(tenant_id: str, state: UserState, since: int) -> None:
     """Cache a user loaded when ``generation()`` was ``since`` (not if anything was dropped meanwhile)."""
-    if since != _generation or len(state.counts) > MAX_ROWS:
+    if since != _generation or sum(map(len, state.counts.values())) > MAX_ROWS:
         return
     key = (tenant_id, state.user_id)
     _users[key] = state
@@ -324,7 +324,7 @@ def tenant_counts_on_commit(session: Any, tenant_id: str, rows: list[tuple[str, 
 
 
 def user_counts_on_commit(
-    session: Any, tenant_id: str, user_id: str, written: tuple[dict[tuple[str, str], int], int, datetime]
+    session: Any, tenant_id: str, user_id: str, written: tuple[dict[str, dict[str, int]], int, datetime]
 ) -> None:
     """The user's counts, revision and history start as the session's transaction wrote them
     (``UserCountsRepository.observe``): the next write of the user in the same transaction starts from them
@@ -337,7 +337,7 @@ def user_counts_on_commit(
 
 def written_counts(
     session: Any, tenant_id: str, user_id: str
-) -> tuple[dict[tuple[str, str], int], int, datetime] | None:
+) -> tuple[dict[str, dict[str, int]], int, datetime] | None:
     """What the session's transaction wrote of the user's counts, if it did (``user_counts_on_commit``)."""
     written: dict[Any, Any] | None = getattr(session, "sync_session", session).info.get(_WRITTEN)
     return None if written is None else written.get((tenant_id, user_id))

@@ -308,25 +308,18 @@ class FeatureCountRepository(TenantRepository[FeatureCount]):
         await self.session.execute(_upsert_statement(self.session.get_bind().dialect.name), values)
 
 
-UserCounts = tuple[dict[tuple[str, str], int], int, datetime | None, tuple[str, datetime] | None]
+UserCounts = tuple[features.Table, int, datetime | None, tuple[str, datetime] | None]
 
 
-def encode_counts(counts: Mapping[tuple[str, str], int]) -> str:
-    """A user's counts ((feature, value as stored) -> count) as ``protection_user_counts.counts`` stores them:
-    ``{feature: {value: count}}``."""
-    nested: dict[str, dict[str, int]] = {}
-    for (feature, value), n in counts.items():
-        if n:
-            nested.setdefault(feature, {})[value] = n
-    return orjson.dumps(nested).decode()
+def encode_counts(table: Mapping[str, Mapping[str, int]]) -> str:
+    """A user's counts (``features.Table``) as ``protection_user_counts.counts`` stores them."""
+    return orjson.dumps(table).decode()
 
 
-def decode_counts(text: str | None) -> dict[tuple[str, str], int]:
+def decode_counts(text: str | None) -> features.Table:
     """``encode_counts`` undone (None, a user without counts: empty)."""
-    if not text:
-        return {}
-    nested = orjson.loads(text)
-    return {(feature, value): n for feature, values in nested.items() for value, n in values.items()}
+    table: features.Table = orjson.loads(text) if text else {}
+    return table
 
 
 class UserCountsRepository(TenantRepository[UserFeatureCounts]):
@@ -367,15 +360,15 @@ class UserCountsRepository(TenantRepository[UserFeatureCounts]):
         row = (await self.session.execute(stmt)).first()
         if row is None:
             return 0, None
-        return decode_counts(row[0]).get(("ip", "#total"), 0), row[1]
+        return decode_counts(row[0]).get("ip", {}).get(features.TOTAL, 0), row[1]
 
     async def observe(
         self,
         user_id: str,
         observed: Sequence[tuple[str, str]],
         at: datetime,
-        known: tuple[Mapping[tuple[str, str], int], int, datetime | None] | None,
-    ) -> tuple[dict[tuple[str, str], int], int, datetime]:
+        known: tuple[Mapping[str, Mapping[str, int]], int, datetime | None] | None,
+    ) -> tuple[features.Table, int, datetime]:
         """Count one more observation of each (feature, value as stored "=<v>") in ``observed`` for the user
         (``features.observe``: the value, the feature's total and, for a value new to the user, its distinct
         count); the counts, revision and history start as written.
@@ -412,7 +405,7 @@ class UserCountsRepository(TenantRepository[UserFeatureCounts]):
                 return new, row[1] + 1, row[2]
         raise RuntimeError(f"the counts of user {user_id} changed under three attempts to add to them")
 
-    async def _create(self, user_id: str, counts: Mapping[tuple[str, str], int], at: datetime) -> bool:
+    async def _create(self, user_id: str, counts: features.Table, at: datetime) -> bool:
         values = {
             "tenant_id": self.tenant_id,
             "user_id": user_id,
@@ -425,7 +418,7 @@ class UserCountsRepository(TenantRepository[UserFeatureCounts]):
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def _replace(self, user_id: str, counts: Mapping[tuple[str, str], int], revision: int) -> bool:
+    async def _replace(self, user_id: str, counts: features.Table, revision: int) -> bool:
         stmt = (
             update(UserFeatureCounts)
             .where(

@@ -212,9 +212,9 @@ async def _user(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -
 @dataclass(slots=True)
 class Profile:
     """What a decision reads about the user and the tenant: the user's feature counts (the cached state's
-    table), the tenant-wide ones (the tenant's snapshot, or the values read for this sign-in) plus this
-    process's unwritten tenant-wide increments, when the user's history started and the user's stored risk.
-    Keys as stored: (feature, "=<value>" | "#total" | "#distinct").
+    table, ``features.Table``), the tenant-wide ones (the tenant's snapshot, or the values read for this
+    sign-in) plus this process's unwritten tenant-wide increments, when the user's history started and the
+    user's stored risk. Values as stored: "=<value>" | "#total" | "#distinct".
 
     A view of the process's tables, not a copy (copying the ~85 counts a sign-in is scored against was most
     of a decision's cost): a transaction of this process that commits meanwhile adds to the tenant-wide ones,
@@ -222,7 +222,7 @@ class Profile:
     user's are replaced, not changed, by a commit (``learn`` writes from the user's latest counts itself)."""
 
     user_id: str
-    mine: Mapping[tuple[str, str], int]
+    mine: Mapping[str, Mapping[str, int]]  # {feature: {value as stored: count}}
     tenant: Mapping[tuple[str, str], int]
     pending: Mapping[tuple[str, str], int]
     first_seen: datetime | None
@@ -232,19 +232,20 @@ class Profile:
     resolved: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def user_count(self, feature: str, value: str) -> int:
-        return self.mine.get((feature, value), 0)
+        counts = self.mine.get(feature)
+        return counts.get(value, 0) if counts is not None else 0
 
     def tenant_count(self, feature: str, value: str) -> int:
         key = (feature, value)
         return self.tenant.get(key, 0) + self.pending.get(key, 0) + self.resolved.get(key, 0)
 
-    def counts(self, subject: str) -> features.Counts:
-        """The model's view of the user's (``user_id``) or the tenant's ("*") counts."""
-        if subject == "*":
-            return features.Counts(self.tenant, self.pending, self.resolved, stored=True)
-        if subject != self.user_id:
-            raise ValueError(f"this profile is {self.user_id!r}'s, not {subject!r}'s")
-        return features.Counts(self.mine, stored=True)
+    def user_counts(self) -> features.TableCounts:
+        """The model's view of the user's counts."""
+        return features.TableCounts(self.mine)
+
+    def tenant_counts(self) -> features.Counts:
+        """The model's view of the tenant's counts."""
+        return features.Counts(self.tenant, self.pending, self.resolved, stored=True)
 
 
 @dataclass(slots=True)
@@ -468,8 +469,8 @@ def _unfamiliar(profile: Profile, values: dict[str, str], at: datetime) -> tuple
         return None, None
     if at - to_utc(first_seen) < timedelta(days=features.LEARNING_DAYS):
         return None, None
-    tenant = profile.counts("*")
-    value = features.score(values, profile.counts(profile.user_id), tenant)
+    tenant = profile.tenant_counts()
+    value = features.score(values, profile.user_counts(), tenant)
     return value, features.tail_share(value, tenant)
 
 
@@ -496,7 +497,7 @@ async def _learn(
         observed = [(feature, "=" + value) for feature, value in features.learnable(values).items()]
         # From what this transaction wrote of the user, else what this process holds (its revision checked
         # by the write), else read under a lock.
-        known: tuple[Mapping[tuple[str, str], int], int, datetime | None] | None
+        known: tuple[Mapping[str, Mapping[str, int]], int, datetime | None] | None
         known = profiles.written_counts(session, tenant_id, user_id)
         if known is None:
             state = profiles.user(tenant_id, user_id, None)
@@ -508,7 +509,7 @@ async def _learn(
             tenant_rows.append((feature, features.TOTAL, 1))
             if profile.tenant_count(feature, value) == 0:
                 tenant_rows.append((feature, features.DISTINCT, 1))
-        if written[0].get(("ip", features.TOTAL)) == 1:  # the user's first learned sign-in
+        if written[0].get("ip", {}).get(features.TOTAL) == 1:  # the user's first learned sign-in
             tenant_rows.append((features.USERS, features.TOTAL, 1))
     cache.add_tenant_counts(tenant_id, tenant_rows)
     due = cache.take_due(tenant_id)
