@@ -17,14 +17,15 @@
   A tenant with more rows: (tenant, feature, value) -> count as last read, least recently used dropped beyond
   ``MAX_VALUES``; a value not cached is read (the sign-in's values, in one statement).
 
-Kept in step with what this process writes: the counts a committed transaction added (``learn``, the
-tenant-wide increments ``cache.take_due`` wrote) are added to the cached ones after its commit (never before:
-a rolled-back sign-in teaches nothing); a change of the user's risk in this process (``_recompute``) drops
-the user at once and again after the commit. What another process writes: on PostgreSQL a change of a user's
-risk by any process is notified (migration 0011, on the row cache's channel) and drops the user here at once,
-so a partner's confirmCompromised handled by another server reaches this process's next decision; while the
-listener is not connected nothing is trusted past a reconnect (it drops every user), and counts learned by
-other processes are seen when the entry is older than ``TTL`` and read again."""
+Kept in step with what this process writes, after the commit (never before: a rolled-back sign-in teaches
+nothing): a user's counts as ``learn`` wrote them (with their revision) replace the cached ones, and the
+tenant-wide increments ``cache.take_due`` wrote are added to the cached ones; a change of the user's risk in
+this process (``_recompute``) drops the user at once and again after the commit. What another process writes:
+on PostgreSQL a change of a user's risk by any process is notified (migration 0011, on the row cache's
+channel) and drops the user here at once, so a partner's confirmCompromised handled by another server reaches
+this process's next decision; while the listener is not connected nothing is trusted past a reconnect (it
+drops every user), and counts learned by other processes are seen when the entry is older than ``TTL`` and
+read again."""
 
 from __future__ import annotations
 
