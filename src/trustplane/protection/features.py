@@ -207,14 +207,8 @@ class TableCounts:
     def __init__(self, table: Mapping[str, Mapping[str, int]]) -> None:
         self.table = table
 
-    def get(self, feature: str, value: str) -> int:
-        return self.table.get(feature, _NONE).get("=" + value, 0)
-
     def total(self, feature: str) -> int:
         return self.table.get(feature, _NONE).get(TOTAL, 0)
-
-    def distinct(self, feature: str) -> int:
-        return self.table.get(feature, _NONE).get(DISTINCT, 0)
 
     def smoothed(self, feature: str, value: str) -> tuple[int, float]:
         counts = self.table.get(feature, _NONE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -47,26 +47,21 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
 _UPSERTS: dict[str, Any] = {}
 
 
+@cache
 def _tenant_counts_statement(shape: tuple[tuple[str, int], ...]) -> Any:
     """The tenant-wide counts ("*") of ``n`` values of each feature, built once per shape (bound parameters
     v<i>_<j>: one per value, so the compiled statement is cached and reused, where an expanding IN is
     compiled again on every call; each branch a primary-key probe on both databases)."""
-    stmt = _TENANT_COUNTS.get(shape)
-    if stmt is None:
-        branches = [
-            select(FeatureCount.feature, FeatureCount.value, FeatureCount.count).where(
-                FeatureCount.tenant_id == bindparam("tenant"),
-                FeatureCount.subject == "*",
-                FeatureCount.feature == feature,
-                FeatureCount.value.in_([bindparam(f"v{i}_{j}") for j in range(n)]),
-            )
-            for i, (feature, n) in enumerate(shape)
-        ]
-        stmt = _TENANT_COUNTS[shape] = union_all(*branches)
-    return stmt
-
-
-_TENANT_COUNTS: dict[tuple[tuple[str, int], ...], Any] = {}
+    branches = [
+        select(FeatureCount.feature, FeatureCount.value, FeatureCount.count).where(
+            FeatureCount.tenant_id == bindparam("tenant"),
+            FeatureCount.subject == "*",
+            FeatureCount.feature == feature,
+            FeatureCount.value.in_([bindparam(f"v{i}_{j}") for j in range(n)]),
+        )
+        for i, (feature, n) in enumerate(shape)
+    ]
+    return union_all(*branches)
 
 
 def _user_counts_statement(many: bool) -> Any:
@@ -360,7 +355,7 @@ class UserCountsRepository(TenantRepository[UserFeatureCounts]):
         row = (await self.session.execute(stmt)).first()
         if row is None:
             return 0, None
-        return decode_counts(row[0]).get("ip", {}).get(features.TOTAL, 0), row[1]
+        return features.TableCounts(decode_counts(row[0])).total("ip"), row[1]
 
     async def observe(
         self,

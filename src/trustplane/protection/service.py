@@ -262,15 +262,20 @@ def _read_ahead(session: AsyncSession, tenant_id: str, attempt: SignInAttempt) -
     """Start reading the user's counts now when the decision will need them from the database — the user is
     not cached — and the caller passed the user's row (``attempt.user``, as TrustPlane's sign-in does), so
     the read needs nothing else first. The session is the task's until it is awaited."""
-    given = attempt.user
-    user_id = attempt.user_id
-    if given is None or user_id is None or given.tenant_id != tenant_id or given.id != user_id:
-        return None
-    if profiles.user(tenant_id, user_id, None) is not None:
+    given = _given_user(attempt, tenant_id)
+    if given is None or profiles.user(tenant_id, given.id, None) is not None:
         return None
     since = profiles.generation()
-    task = asyncio.get_running_loop().create_task(UserCountsRepository(session, tenant_id).load(user_id))
+    task = asyncio.get_running_loop().create_task(UserCountsRepository(session, tenant_id).load(given.id))
     return _UserRead(given, since, task)
+
+
+def _given_user(attempt: SignInAttempt, tenant_id: str) -> User | None:
+    """The user's row the caller passed (``attempt.user``) when it is the attempt's user in this tenant."""
+    given = attempt.user
+    if given is not None and given.tenant_id == tenant_id and given.id == attempt.user_id:
+        return given
+    return None
 
 
 async def _load_user(
@@ -286,8 +291,7 @@ async def _load_user(
     (``attempt.user``); without a snapshot of the tenant's table, the tenant-wide counts of this sign-in's
     ``values`` that the cache lacks are read too."""
     if ahead is not None:
-        user: User | None = ahead.user
-        since = ahead.since
+        user, since = ahead.user, ahead.since
         loaded = await ahead.task
     else:
         user_id = attempt.user_id if attempt.user_id is not None and is_uuid(attempt.user_id) else None
@@ -295,15 +299,12 @@ async def _load_user(
         if cached is not None:
             return cached
         since = profiles.generation()
-        given = attempt.user
-        if given is not None and given.tenant_id == tenant_id and given.id == user_id:
-            user = given
-        else:
-            user = await _user(session, tenant_id, attempt)
-        if user is None:
+        found = _given_user(attempt, tenant_id) or await _user(session, tenant_id, attempt)
+        if found is None:
             return None
+        user = found
         loaded = await UserCountsRepository(session, tenant_id).load(user.id)
-    if user is None or loaded is None:  # deleted since it was read
+    if loaded is None:  # deleted since it was read
         return None
     if profiles.snapshot(tenant_id) is None:
         # Without a snapshot of the tenant's table, the tenant-wide counts this sign-in is scored against and
@@ -509,7 +510,7 @@ async def _learn(
             tenant_rows.append((feature, features.TOTAL, 1))
             if profile.tenant_count(feature, value) == 0:
                 tenant_rows.append((feature, features.DISTINCT, 1))
-        if written[0].get("ip", {}).get(features.TOTAL) == 1:  # the user's first learned sign-in
+        if features.TableCounts(written[0]).total("ip") == 1:  # the user's first learned sign-in
             tenant_rows.append((features.USERS, features.TOTAL, 1))
     cache.add_tenant_counts(tenant_id, tenant_rows)
     due = cache.take_due(tenant_id)
