@@ -333,7 +333,6 @@ def user_counts_on_commit(
     later revision by then)."""
     info = getattr(session, "sync_session", session).info
     info.setdefault(_WRITTEN, {})[(tenant_id, user_id)] = written
-    _pending(session).append((tenant_id, "user", (user_id, written)))
 
 
 def written_counts(
@@ -358,20 +357,11 @@ def _pending(session: Any) -> list[tuple[str, str, Any]]:
 
 @event.listens_for(Session, "after_commit")
 def _apply(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
-    updates = session.info.pop(_UPDATES, None)
-    if not updates:
-        return
+    written = session.info.pop(_WRITTEN, None) or {}
+    updates = session.info.pop(_UPDATES, None) or []
     for tenant_id, kind, payload in updates:
         if kind == "forget":
             forget_user(tenant_id, payload)
-            continue
-        if kind == "user":
-            user_id, (counts, revision, first_seen) = payload
-            state = _users.get((tenant_id, user_id))
-            if state is not None and state.revision < revision:
-                # a new dict: a decision in progress keeps the counts it was reading
-                state.counts, state.revision, state.first_seen = counts, revision, first_seen
             continue
         for feature, value, n in payload:
             during = _loads.get(tenant_id)
@@ -384,6 +374,12 @@ def _apply(session: Session) -> None:
             cached = _values.get(key)
             if cached is not None:
                 _values[key] = (cached[0] + n, cached[1])
+    # Each user's counts as the transaction last wrote them (a user it dropped above is not cached).
+    for key, (counts, revision, first_seen) in written.items():
+        state = _users.get(key)
+        if state is not None and state.revision < revision:
+            # a new dict: a decision in progress keeps the counts it was reading
+            state.counts, state.revision, state.first_seen = counts, revision, first_seen
 
 
 @event.listens_for(Session, "after_soft_rollback")
